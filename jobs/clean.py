@@ -1,0 +1,34 @@
+"""Ingest raw files (JSONL, text, WARC/WET/ARC, HTML, Parquet) and clean them.
+
+    spark-submit jobs/clean.py --input RAW... --output out/clean [--config FILE] [--set k=v]
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pipeline import cli  # noqa: E402
+from pipeline.clean import CleanConfig, clean_batch  # noqa: E402
+from pipeline.config import load_config  # noqa: E402
+
+
+def main(argv=None):
+    parser = cli.stage_parser("Ingest raw documents and apply the clean rules.",
+                              multi_input=True)
+    parser.add_argument("--max-record-bytes", type=int, default=16 << 20,
+                        help="quarantine records larger than this (default 16 MiB)")
+    args = parser.parse_args(argv)
+    cfg = load_config(CleanConfig, args.config, args.overrides, section="clean")
+    from functools import partial
+
+    from pipeline import spark_stage
+
+    spark = spark_stage.get_spark(args.master, "clean")
+    stats = spark_stage.ingest_stage(
+        spark, args.input, partial(clean_batch, cfg=cfg), args.output, stage="clean",
+        config=cfg, overwrite=args.overwrite, max_record_bytes=args.max_record_bytes)
+    cli.print_summary(stats)
+
+
+if __name__ == "__main__":
+    cli.run(main)
