@@ -4,10 +4,11 @@
 """
 import os
 import sys
+from functools import partial
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipeline import cli  # noqa: E402
+from pipeline import cli, readers, stagedir  # noqa: E402
 from pipeline.clean import CleanConfig, clean_batch  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 
@@ -15,11 +16,13 @@ from pipeline.config import load_config  # noqa: E402
 def main(argv=None):
     parser = cli.stage_parser("Ingest raw documents and apply the clean rules.",
                               multi_input=True)
-    parser.add_argument("--max-record-bytes", type=int, default=16 << 20,
+    parser.add_argument("--max-record-bytes", type=int, default=readers.DEFAULT_MAX_RECORD_BYTES,
                         help="quarantine records larger than this (default 16 MiB)")
     args = parser.parse_args(argv)
     cfg = load_config(CleanConfig, args.config, args.overrides, section="clean")
-    from functools import partial
+    # Every check a user can fail runs before Spark starts, so a mistake costs no start-up.
+    readers.list_inputs(args.input)
+    stagedir.check_output(args.output, args.overwrite)
 
     from pipeline import spark_stage
 

@@ -373,10 +373,11 @@ def _warc_document(f: InputFile, rec: Any, it: Any, max_bytes: int) -> dict | No
             pass
     # After the payload: warcio's offset call reads the record to its end.
     offset = it.get_record_offset()
-    # ARC records get a random WARC-Record-ID from warcio: use the byte offset instead.
-    is_arc = f.path.lower().endswith((".arc", ".arc.gz"))
-    local = f"@{offset}" if is_arc or not record_id else record_id.strip("<>")
-    id_ = f"{f.key}#{local}"
+    # The byte offset, not the WARC-Record-ID: record ids repeat in real crawls (and warcio
+    # invents random ones for ARC records); the offset is unique and stable in a file.
+    id_ = f"{f.key}@{offset}"
+    if record_id:
+        meta["warc_record_id"] = record_id.strip("<>")
     if too_large:
         return _record(id_, _preview(payload), f.key, url, meta, "ingest:too_large")
     if is_html:

@@ -69,17 +69,23 @@ def require_complete(path: str | os.PathLike) -> None:
         raise UsageError(f"input stage folder is incomplete (no {SUCCESS}; rerun its stage): {path}")
 
 
+def check_output(out: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse to replace a complete stage folder unless ``overwrite``: checked before any work."""
+    p = local_path(out)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"output exists and is not a folder: {out}")
+    if is_complete(p) and not overwrite:
+        raise UsageError(f"output {out} is already complete; pass --overwrite to replace it")
+
+
 def prepare_output(out: str | os.PathLike, overwrite: bool) -> None:
     """Make ``out`` ready to be written: refuse a complete folder unless ``overwrite``.
 
     A folder without ``_SUCCESS`` is the remains of a killed run and is always cleared, so a
     rerun never mixes old part files with new ones.
     """
+    check_output(out, overwrite)
     p = local_path(out)
-    if p.exists() and not p.is_dir():
-        raise UsageError(f"output exists and is not a folder: {out}")
-    if is_complete(p) and not overwrite:
-        raise UsageError(f"output {out} is already complete; pass --overwrite to replace it")
     if p.exists():
         # Remove _SUCCESS first: if the removal is interrupted, what is left is incomplete.
         marker = Path(success_path(p))

@@ -27,3 +27,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def load_job(name: str):
+    """The ``main`` of ``jobs/<name>.py``, imported without putting ``jobs/`` on sys.path.
+
+    Calling it in-process reuses the test session's Spark (``getOrCreate``).
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"jobs_{name}", REPO / "jobs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
