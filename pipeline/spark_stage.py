@@ -55,7 +55,7 @@ def get_spark(master: str | None = None, app_name: str = "corpus") -> SparkSessi
         .config("spark.sql.parquet.compression.codec", "zstd")
         .config("spark.executorEnv.PYTHONPATH", os.environ["PYTHONPATH"])
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "2000")
-        .config("spark.ui.showConsoleProgress", "true")
+        .config("spark.ui.showConsoleProgress", os.environ.get("SPARK_PROGRESS", "true"))
         .config("spark.ui.enabled", "false")
         .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
     )

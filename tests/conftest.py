@@ -15,6 +15,7 @@ def spark():
     """A local[2] session shared by every test: starting one costs ~10 s."""
     from pipeline.spark_stage import get_spark
 
+    os.environ.setdefault("SPARK_PROGRESS", "false")  # progress bars garble pytest's output
     session = get_spark("local[2]", "tests")
     session.conf.set("spark.sql.shuffle.partitions", "4")
     yield session

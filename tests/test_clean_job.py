@@ -65,7 +65,7 @@ def test_clean_job_writes_a_complete_stage(spark, tmp_path, capsys):
     main(["--input", str(raw), "--output", str(out)])
     stats = stagedir.read_stats(out)
     assert stagedir.is_complete(out)
-    assert stats["docs_in"] == stats["docs_kept"] + stats["docs_rejected"] == 10
+    assert stats["docs_in"] == stats["docs_kept"] + stats["docs_rejected"] == 9
     reasons = stats["rejected_by_reason"]
     assert reasons["ingest:bad_json"] == 1 and reasons["ingest:no_text"] == 1
     assert reasons["ingest:empty_file"] == 1
