@@ -1,0 +1,139 @@
+"""Every corpus stage in one Spark application: clean → langfilter → dedup → bias_screen.
+
+    spark-submit jobs/corpus.py --input RAW... --output DIR [--config configs/corpus.yaml]
+                                [--languages en,de] [--set dedup.threshold=0.7]
+
+Each stage writes its own folder ``DIR/<stage>`` in the stage layout and reads the one before
+it; a stage whose folder is already complete is skipped on a rerun (and every stage after one
+that ran is rerun, since its input changed). ``DIR/final`` points at the last stage's folder and
+``DIR/corpus.json`` records the order, the folders and the settings.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from pipeline import cli, readers, stagedir  # noqa: E402
+from pipeline.config import read_yaml  # noqa: E402
+from pipeline.errors import UsageError  # noqa: E402
+
+STAGES = ("clean", "langfilter", "dedup", "bias_screen")
+DEFAULT_ORDER = list(STAGES)
+
+
+def load_stage_main(stage: str):
+    """``main`` of ``jobs/<stage>.py``: the same code path as running the job by itself."""
+    path = os.path.join(REPO, "jobs", f"{stage}.py")
+    spec = importlib.util.spec_from_file_location(f"corpus_job_{stage}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def stage_order(values: list[str] | None) -> list[str]:
+    order = values or DEFAULT_ORDER
+    unknown = [s for s in order if s not in STAGES]
+    if unknown:
+        raise UsageError(f"unknown stage {unknown[0]!r} (known: {', '.join(STAGES)})")
+    if len(set(order)) != len(order):
+        raise UsageError(f"a stage is listed twice in {order}")
+    if order[0] != "clean":
+        raise UsageError("the first stage must be clean: it is the one that reads raw files")
+    return order
+
+
+def split_overrides(pairs: list[str]) -> dict[str, list[str]]:
+    """``dedup.threshold=0.7`` → ``{"dedup": ["threshold=0.7"]}``."""
+    out: dict[str, list[str]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        stage, dot, name = key.partition(".")
+        if not sep or not dot or stage not in STAGES:
+            raise UsageError(f"expected STAGE.key=value with a stage of {STAGES}, got {pair!r}")
+        out.setdefault(stage, []).append(f"{name}={value}")
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                   help="raw files, folders or globs")
+    p.add_argument("--output", required=True, metavar="DIR")
+    p.add_argument("--config", metavar="FILE",
+                   help="YAML: `stages:` (order) and one section per stage")
+    p.add_argument("--stages", help="comma-separated stage order (overrides the config)")
+    p.add_argument("--languages", help="languages the langfilter stage keeps (e.g. en,de or all)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="STAGE.KEY=VALUE", help="override one stage setting (repeatable)")
+    p.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
+    p.add_argument("--overwrite", action="store_true", help="rerun every stage")
+    args = p.parse_args(argv)
+
+    config = read_yaml(args.config) if args.config else {}
+    order = stage_order(args.stages.split(",") if args.stages else config.get("stages"))
+    overrides = split_overrides(args.overrides)
+    readers.list_inputs(args.input)  # a missing input fails before Spark starts
+    out = args.output
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"output exists and is not a folder: {out}")
+    os.makedirs(out, exist_ok=True)
+
+    from pipeline import spark_stage
+
+    spark_stage.get_spark(args.master, "corpus")
+    started = time.time()
+    previous = list(args.input)
+    rerun = args.overwrite
+    ran, skipped = [], []
+    folders = {}
+    for stage in order:
+        folder = os.path.join(out, stage)
+        folders[stage] = folder
+        if stagedir.is_complete(folder) and not rerun:
+            print(f"[corpus] {stage}: complete, skipped ({folder})", flush=True)
+            skipped.append(stage)
+            previous = [folder]
+            continue
+        stage_argv = ["--input", *previous, "--output", folder, "--overwrite"]
+        if args.config:
+            stage_argv += ["--config", args.config]
+        for pair in overrides.get(stage, []):
+            stage_argv += ["--set", pair]
+        if stage == "langfilter" and args.languages:
+            stage_argv += ["--languages", args.languages]
+        print(f"[corpus] {stage}: {' '.join(previous)} → {folder}", flush=True)
+        load_stage_main(stage)(stage_argv)
+        ran.append(stage)
+        rerun = True  # every later stage reads what this one just wrote
+        previous = [folder]
+
+    final = os.path.join(out, "final")
+    if os.path.islink(final):
+        os.unlink(final)
+    if not os.path.exists(final):
+        os.symlink(order[-1], final)
+    summary = {
+        "stages": order,
+        "folders": folders,
+        "final": folders[order[-1]],
+        "inputs": list(args.input),
+        "config_file": args.config,
+        "config": config,
+        "overrides": args.overrides,
+        "languages": args.languages,
+        "ran": ran,
+        "skipped": skipped,
+        "seconds": round(time.time() - started, 1),
+    }
+    stagedir.atomic_write_text(os.path.join(out, "corpus.json"),
+                               json.dumps(summary, indent=2, default=str) + "\n")
+    print(f"[corpus] done in {summary['seconds']}s: {' → '.join(order)}; final: {final}")
+
+
+if __name__ == "__main__":
+    cli.run(main)
