@@ -79,10 +79,13 @@ def ingest(spark: SparkSession, paths: list[str], *, max_record_bytes: int =
     files, skipped = readers.list_inputs(paths)
     if not files:
         raise UsageError(f"no readable input files under: {' '.join(paths)}")
-    rows = [(f.path, f.key, f.format, f.compression) for f in files]
-    specs = spark.sparkContext.parallelize(rows, numSlices=len(rows)).toDF(
-        "path string, key string, format string, compression string"
-    )
+    bins = pack_files(files, spark.sparkContext.defaultParallelism * 4)
+    rows = [(b, (f.path, f.key, f.format, f.compression)) for b, group in enumerate(bins)
+            for f in group]
+    specs = (spark.sparkContext.parallelize(rows, numSlices=len(bins))
+             .partitionBy(len(bins), lambda b: b)
+             .values()
+             .toDF("path string, key string, format string, compression string"))
     body = functools.partial(readers.read_file_batches, max_bytes=max_record_bytes)
     df = specs.mapInArrow(body, from_arrow_schema(INGEST_SCHEMA))
     info = {
@@ -92,6 +95,23 @@ def ingest(spark: SparkSession, paths: list[str], *, max_record_bytes: int =
         "skipped_unknown_format": skipped,
     }
     return df, info
+
+
+def pack_files(files: list[readers.InputFile], tasks: int) -> list[list[readers.InputFile]]:
+    """Files grouped into about ``tasks`` tasks of similar byte size, deterministically.
+
+    One task per file drowns a corpus of many small files in task overhead; one task for
+    everything leaves cores idle. Largest files first, each into the lightest group.
+    """
+    n = max(1, min(len(files), tasks))
+    groups: list[list[readers.InputFile]] = [[] for _ in range(n)]
+    weights = [0] * n
+    sized = sorted(files, key=lambda f: (-os.path.getsize(f.path), f.key))
+    for f in sized:
+        i = min(range(n), key=lambda j: (weights[j], j))
+        groups[i].append(f)
+        weights[i] += os.path.getsize(f.path) + 4096  # a file costs something even if empty
+    return [sorted(g, key=lambda f: f.key) for g in groups if g]
 
 
 def _count_by(values: Any) -> dict[str, int]:
