@@ -46,3 +46,37 @@ bench: $(VENV)/.bench-installed
 
 clean-outputs:
 	rm -rf out demo bench/results/*.png
+
+# --- the whole corpus: every corpus stage, the tokenizer, the shards, the datasheet --------
+CORPUS_CONFIG ?= configs/corpus.yaml
+SUBMIT_FLAGS  ?= --driver-memory 4g
+
+corpus: setup
+	@test -n "$(INPUT)" || { echo "error: make corpus needs INPUT=PATH (raw files, folders or globs)" >&2; exit 2; }
+	$(SUBMIT) --master "$(MASTER)" $(SUBMIT_FLAGS) jobs/corpus.py --input $(INPUT) \
+		--output $(OUT) --config $(CORPUS_CONFIG) --languages $(LANGS)
+	$(PY) -m tokenizer.train --input $(OUT)/final --output $(OUT)/tokenizer \
+		--vocab-size $(VOCAB) --overwrite
+	$(SUBMIT) --master "$(MASTER)" $(SUBMIT_FLAGS) jobs/encode.py --input $(OUT)/final \
+		--tokenizer $(OUT)/tokenizer --output $(OUT)/tokens --overwrite
+	$(PY) -m pipeline.report --corpus $(OUT) --tokens $(OUT)/tokens
+
+# --- the demo: text already on this machine → corpus → tokenizer → a tiny model -----------
+DEMO_OUT    ?= demo
+DEMO_INPUT  ?=
+DEMO_STEPS  ?= 300
+DEMO_TRAIN  ?= preset=tiny max_steps=$(DEMO_STEPS) batch_size=16 seq_len=256 eval_every=100 ckpt_every=100
+
+demo: setup
+	@if [ -z "$(DEMO_INPUT)" ] && [ ! -f $(DEMO_OUT)/raw/_demo_corpus.json ]; then \
+		$(PY) -m pipeline.demo_corpus --output $(DEMO_OUT)/raw --overwrite; fi
+	$(MAKE) --no-print-directory corpus INPUT="$(or $(DEMO_INPUT),$(DEMO_OUT)/raw)" \
+		OUT=$(DEMO_OUT)/corpus LANGS=$(or $(DEMO_LANGS),en,de,fr,es,it,pt,nl,sv,pl,ru,ja,zh,uk,cs) \
+		CORPUS_CONFIG=configs/demo.yaml VOCAB=$(VOCAB)
+	rm -rf $(DEMO_OUT)/model
+	$(PY) -m trainer.run --data $(DEMO_OUT)/corpus/tokens --out $(DEMO_OUT)/model $(DEMO_TRAIN)
+	$(PY) -m trainer.report $(DEMO_OUT)/model
+	@echo; echo "=== samples from the model ($(DEMO_OUT)/model/samples.txt) ==="; \
+		head -c 2000 $(DEMO_OUT)/model/samples.txt; echo
+	@echo "corpus datasheet: $(abspath $(DEMO_OUT)/corpus/report.html)"
+	@echo "training curves:  $(abspath $(DEMO_OUT)/model/report.png)"
