@@ -184,7 +184,9 @@ def map_stage(spark: SparkSession, df: DataFrame, batch_fn: BatchFn, out_dir: st
               overwrite: bool = False, extra_stats: dict[str, Any] | None = None,
               inputs: list[str] | None = None, prepared: bool = False,
               started: float | None = None, cleanup: list[str] | None = None,
-              partition_by: list[str] | None = None) -> dict[str, Any]:
+              partition_by: list[str] | None = None,
+              before_complete: Callable[[dict[str, Any]], None] | None = None
+              ) -> dict[str, Any]:
     """Apply a plain batch function to every document and write the stage folder.
 
     ``df`` should be backed by files (a stage folder, or the ingest spill): it is counted
@@ -200,7 +202,7 @@ def map_stage(spark: SparkSession, df: DataFrame, batch_fn: BatchFn, out_dir: st
     return write_stage(spark, result, out_dir, stage=stage, config=config, docs_in=docs_in,
                        bytes_in=bytes_in, extra_stats=extra_stats, started=started,
                        inputs=inputs, prepared=True, cleanup=cleanup,
-                       partition_by=partition_by)
+                       partition_by=partition_by, before_complete=before_complete)
 
 
 def ingest_stage(spark: SparkSession, paths: list[str], batch_fn: BatchFn, out_dir: str, *,
@@ -236,7 +238,9 @@ def write_stage(spark: SparkSession, result: DataFrame, out_dir: str, *, stage: 
                 overwrite: bool = False, extra_stats: dict[str, Any] | None = None,
                 started: float | None = None, inputs: list[str] | None = None,
                 prepared: bool = False, partition_by: list[str] | None = None,
-                cleanup: list[str] | None = None) -> dict[str, Any]:
+                cleanup: list[str] | None = None,
+                before_complete: Callable[[dict[str, Any]], None] | None = None
+                ) -> dict[str, Any]:
     """Write kept rows to ``data/`` and rejected rows (with ``reason``) to ``rejected/``.
 
     The counts in stats.json are read back from the written files, not from the plan, so
@@ -290,6 +294,10 @@ def write_stage(spark: SparkSession, result: DataFrame, out_dir: str, *, stage: 
         stats.update(extra_stats)
     for path in cleanup or []:
         shutil.rmtree(stagedir.local_path(path), ignore_errors=True)
+    if before_complete is not None:
+        # Side outputs (a stage's report) belong to the folder: a kill while they are written
+        # must leave it incomplete.
+        before_complete(stats)
     stagedir.mark_complete(out_dir, stats)
     return stats
 
