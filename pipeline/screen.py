@@ -47,6 +47,7 @@ from pipeline.toxicity import MODEL_PATH, load_model
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.yaml"
 
 TOXICITY, TOX_LEXICON, TOX_DENSITY = "toxicity", "tox_lexicon", "tox_lexicon_density"
+TOXIC_SHARE = "toxic_share"
 PII_COUNT, PII = "pii_count", "pii"
 IDENTITY_TERMS, IDENTITY_GROUPS, PRONOUNS = "identity_terms", "identity_groups", "pronouns"
 FLAGS = "flags"
@@ -54,6 +55,7 @@ FLAGS = "flags"
 _COUNTS = pa.map_(pa.string(), pa.int32())
 ADDED_FIELDS = [
     pa.field(TOXICITY, pa.float32()),
+    pa.field(TOXIC_SHARE, pa.float32()),
     pa.field(TOX_LEXICON, _COUNTS),
     pa.field(TOX_DENSITY, pa.float32()),
     pa.field(PII_COUNT, pa.int32()),
@@ -85,6 +87,11 @@ class ScreenPolicy:
     # no benign sentence about a group, no window of a held-out book, about 1 in 10 hateful or
     # offensive tweets.
     toxicity_drop_threshold: float = 0.97
+    # A document is tagged `toxic` (and can be dropped for toxicity) only when at least this
+    # share of its paragraph pieces score at or above the tag threshold. A short text is one
+    # or a few pieces, so one toxic piece suffices; a book of a thousand pieces needs fifty,
+    # not the one or two windows a 0.2% false-positive rate gives any long text.
+    toxic_min_share: float = 0.05
     # Word-list categories that drop a document (sexual, slur, profanity, violence); default none.
     lexicon_drop_categories: list[str] = field(default_factory=list)
     # Matches of those categories needed to drop.
@@ -188,6 +195,7 @@ class Signals:
     """One document's measurements, before the policy looks at them."""
 
     toxicity: float = 0.0
+    toxic_share: float = 1.0  # share of pieces at or above the tag threshold
     lexicon: dict[str, int] = field(default_factory=dict)
     word_count: int = 0
     pii: dict[str, int] = field(default_factory=dict)
@@ -214,7 +222,8 @@ def measure(text: str, lang: str | None = None) -> tuple[str, Signals]:
         key = f"{term.axis}/{term.group}"
         groups[key] = groups.get(key, 0) + 1
     pronouns = {p: n for p, n in ident.pronoun_counts(toks).items() if n}
-    return masked, Signals(0.0, lexicon, len(toks), pii, axes, groups, pronouns)
+    return masked, Signals(toxicity=0.0, lexicon=lexicon, word_count=len(toks), pii=pii,
+                           identity_terms=axes, identity_groups=groups, pronouns=pronouns)
 
 
 def decide(sig: Signals, policy: ScreenPolicy,
@@ -225,7 +234,7 @@ def decide(sig: Signals, policy: ScreenPolicy,
     facts about the document; a toxicity score is a model's opinion; a word list is weakest.
     """
     flags = []
-    toxic = sig.toxicity >= tag_threshold
+    toxic = sig.toxicity >= tag_threshold and sig.toxic_share >= policy.toxic_min_share
     if toxic:
         flags.append(TOXIC)
     hit = [c for c in OFFENSIVE_CATEGORIES if sig.lexicon.get(c, 0) > 0]
@@ -242,7 +251,7 @@ def decide(sig: Signals, policy: ScreenPolicy,
         return flags, R_URL
     if sig.pii_count > policy.pii_max_spans:
         return flags, R_PII
-    if sig.toxicity >= policy.toxicity_drop_threshold:
+    if toxic and sig.toxicity >= policy.toxicity_drop_threshold:
         return flags, R_TOXIC
     if not (protected and policy.protect_identity):
         for c in policy.lexicon_drop_categories:
@@ -263,14 +272,17 @@ def screen_documents(texts: list[str | None], urls: list[str | None] | None,
         sig.url_blocked = host_blocked(url_host(url), screener.blocklist)
         masked.append(m)
         signals.append(sig)
-    scores = load_model(screener.model_path).score_documents(masked)
+    scores, shares = load_model(screener.model_path).score_documents_share(
+        masked, screener.tag_threshold)
     out = []
-    for text, m, sig, score in zip(texts, masked, signals, scores):
+    for text, m, sig, score, share in zip(texts, masked, signals, scores, shares):
         sig.toxicity = float(score)
+        sig.toxic_share = float(share)
         flags, reason = decide(sig, screener.policy, screener.tag_threshold)
         out.append({
             TEXT: m if screener.policy.mask_pii else text,
             TOXICITY: sig.toxicity,
+            TOXIC_SHARE: sig.toxic_share,
             TOX_LEXICON: sig.lexicon,
             TOX_DENSITY: sum(sig.lexicon.values()) / sig.word_count if sig.word_count else 0.0,
             PII_COUNT: sig.pii_count,

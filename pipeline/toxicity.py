@@ -211,15 +211,32 @@ class ToxicityModel:
 
     def score_documents(self, texts: list[str]) -> np.ndarray:
         """Per document, the highest P(toxic) of its paragraph pieces; 0 for no words."""
+        return self.score_documents_share(texts, 1.0)[0]
+
+    def score_documents_share(self, texts: list[str], threshold: float
+                              ) -> tuple[np.ndarray, np.ndarray]:
+        """Per document, the highest P(toxic) of its pieces and the share of pieces at or
+        above ``threshold``.
+
+        The maximum alone tags every long document: a book has a thousand pieces, and a
+        classifier wrong on 0.2% of benign pieces fires on most books. The share tells one
+        offensive page from one unlucky window.
+        """
         pieces, owner = [], []
         for d, text in enumerate(texts):
             for c in chunks(text or ""):
                 pieces.append(c)
                 owner.append(d)
-        out = np.zeros(len(texts), dtype=np.float64)
+        top = np.zeros(len(texts), dtype=np.float64)
+        share = np.zeros(len(texts), dtype=np.float64)
         if pieces:
-            np.maximum.at(out, np.array(owner), self.score_tokens(pieces))
-        return out
+            idx = np.array(owner)
+            scores = self.score_tokens(pieces)
+            np.maximum.at(top, idx, scores)
+            counts = np.bincount(idx, minlength=len(texts))
+            hits = np.bincount(idx, weights=(scores >= threshold), minlength=len(texts))
+            share = np.divide(hits, counts, out=np.zeros_like(share), where=counts > 0)
+        return top, share
 
 
 def load_model(path: Path | str | None = None) -> ToxicityModel:

@@ -135,6 +135,10 @@ def test_toxicity_tags_above_threshold_and_drops_only_far_above():
     assert decide(Signals(toxicity=0.5), policy, TAG) == ([], None)
     assert decide(Signals(toxicity=0.8), policy, TAG) == (["toxic"], None)
     assert decide(Signals(toxicity=0.98), policy, TAG) == (["toxic"], "toxicity:high")
+    # One toxic window in a long document (a share under toxic_min_share) is not a toxic
+    # document: neither tagged nor dropped.
+    assert decide(Signals(toxicity=0.98, toxic_share=0.002), policy, TAG) == ([], None)
+    assert decide(Signals(toxicity=0.8, toxic_share=0.2), policy, TAG) == (["toxic"], None)
 
 
 def test_word_lists_never_drop_by_default():
