@@ -7,6 +7,8 @@ MASTER   ?= local[*]
 LANGS    ?= en
 OUT      ?= out/corpus
 VOCAB    ?= 8000
+# spark-submit from the venv finds spark-class through PATH.
+export PATH                  := $(abspath $(VENV))/bin:$(PATH)
 export PYSPARK_PYTHON        := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
