@@ -9,6 +9,7 @@ OUT      ?= out/corpus
 VOCAB    ?= 8000
 # spark-submit from the venv finds spark-class through PATH.
 export PATH                  := $(abspath $(VENV))/bin:$(PATH)
+export SPARK_CONF_DIR        := $(abspath conf)
 export PYSPARK_PYTHON        := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
@@ -66,8 +67,8 @@ corpus: setup
 # --- the demo: text already on this machine → corpus → tokenizer → a tiny model -----------
 DEMO_OUT    ?= demo
 DEMO_INPUT  ?=
-DEMO_STEPS  ?= 300
-DEMO_TRAIN  ?= preset=tiny max_steps=$(DEMO_STEPS) batch_size=16 seq_len=256 eval_every=100 ckpt_every=100
+DEMO_STEPS  ?= 400
+DEMO_TRAIN  ?= preset=tiny max_steps=$(DEMO_STEPS) batch_size=8 seq_len=256 eval_every=100 ckpt_every=200
 
 demo: setup
 	@if [ -z "$(DEMO_INPUT)" ] && [ ! -f $(DEMO_OUT)/raw/_demo_corpus.json ]; then \
