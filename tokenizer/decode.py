@@ -17,7 +17,7 @@ import numpy as np
 
 from tokenizer.encode import load_processor
 from tokenizer.errors import TokenizerError, exit_on_error
-from tokenizer.shards import check_tokenizer, iter_tokens, read_header, read_manifest
+from tokenizer.shards import check_tokenizer, file_in, iter_tokens, read_header, read_manifest
 
 
 def check_shards(folder: str | Path, manifest: dict) -> None:
@@ -25,7 +25,7 @@ def check_shards(folder: str | Path, manifest: dict) -> None:
     for split, info in manifest["splits"].items():
         total = 0
         for name in info["shards"]:
-            count, dtype = read_header(Path(folder) / name)
+            count, dtype = read_header(file_in(folder, name))
             if dtype.name != manifest["dtype"]:
                 raise TokenizerError(
                     f"{name} holds {dtype.name} tokens, the manifest says {manifest['dtype']}"
@@ -40,7 +40,7 @@ def iter_document_tokens(folder: str | Path, manifest: dict, split: str) -> Iter
     bos = manifest["bos_id"]
     carry = None
     for name in manifest["splits"][split]["shards"]:
-        for chunk in iter_tokens(Path(folder) / name):
+        for chunk in iter_tokens(file_in(folder, name)):
             tokens = chunk if carry is None else np.concatenate([carry, chunk])
             starts = np.flatnonzero(tokens == bos)
             if carry is None and (not starts.size or starts[0] != 0):

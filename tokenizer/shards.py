@@ -24,6 +24,18 @@ import numpy as np
 
 from tokenizer.errors import TokenizerError
 
+
+def file_in(folder: str | Path, name: object) -> Path:
+    """``folder/name`` for a file name read from a manifest or tokenizer.json.
+
+    Those files travel between machines and users: a name with a path in it ("../x") would
+    make a reader open whatever it points at, so only plain names inside the folder pass.
+    """
+    if (not isinstance(name, str) or not name or name in (".", "..")
+            or name != os.path.basename(name) or "\\" in name or "\x00" in name):
+        raise TokenizerError(f"a file name in the metadata leaves its folder: {name!r}")
+    return Path(folder) / name
+
 HEADER_INTS = 256
 HEADER_BYTES = HEADER_INTS * 4
 # (magic, version) -> token dtype; llm.c's own reader checks both numbers.
@@ -235,7 +247,7 @@ def check_tokenizer(manifest: dict, tokenizer_dir: str | os.PathLike) -> Path:
     Decoding shards with another vocabulary gives fluent-looking garbage, so the sha256 in the
     manifest is checked before any token is read.
     """
-    model = Path(tokenizer_dir) / manifest["tokenizer"]["file"]
+    model = file_in(tokenizer_dir, manifest["tokenizer"]["file"])
     if not model.is_file():
         raise TokenizerError(f"tokenizer model not found: {model}")
     sha = file_sha256(model)

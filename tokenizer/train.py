@@ -36,7 +36,7 @@ from tokenizer.sample import (
     stream_sample,
     survey,
 )
-from tokenizer.shards import file_sha256
+from tokenizer.shards import file_in, file_sha256
 
 MODEL, VOCAB, INFO = "tokenizer.model", "tokenizer.vocab", "tokenizer.json"
 
@@ -236,7 +236,7 @@ def read_tokenizer(folder: str | Path) -> tuple[Path, dict]:
         raise TokenizerError(f"not a tokenizer folder (no {INFO}): {folder}")
     with open(info_path, encoding="utf-8") as f:
         info = json.load(f)
-    model = folder / info.get("model", MODEL)
+    model = file_in(folder, info.get("model", MODEL))
     if not model.is_file():
         raise TokenizerError(f"tokenizer model missing: {model}")
     sha = file_sha256(model)

@@ -157,13 +157,21 @@ class ShardDataset:
             raise TrainerError(f"tokenizer {found} does not match the manifest's sha256 {tok['sha256'][:12]}...")
         return found
 
+    def _inside(self, name: object) -> Path:
+        """A shard named by the manifest, which must be a plain file name in this folder: a
+        manifest is data from elsewhere, and "../x" must not make the trainer read it."""
+        if (not isinstance(name, str) or not name or name in (".", "..")
+                or name != os.path.basename(name) or "\\" in name or "\x00" in name):
+            raise TrainerError(f"manifest.json names a shard outside {self.folder}: {name!r}")
+        return self.folder / name
+
     def _split(self, name: str) -> Split | None:
         splits = self.manifest.get("splits", self.manifest)
         info = splits.get(name) if isinstance(splits, dict) else None
         if not isinstance(info, dict):
             info = {}
         names = info.get("shards") or info.get("files")
-        paths = [self.folder / n for n in names] if names else sorted(self.folder.glob(f"{name}_*.bin"))
+        paths = [self._inside(n) for n in names] if names else sorted(self.folder.glob(f"{name}_*.bin"))
         if not paths:
             return None
         shards = [open_shard(p) for p in paths]
