@@ -9,7 +9,8 @@ the ``text`` of its JSONL files (Dolma, DCLM) and the conversion records of its 
 Every document is treated as English, as datatrove's filters do.
 
 Throughput is CPU seconds of this one process (``time.process_time``): docs/s and MB/s per
-core on a shared machine. datatrove (FineWeb's chain as ``examples/fineweb.py`` runs it:
+core on a shared machine; the contenders take turns on chunks of 16 documents, so a change in
+load falls on all of them. datatrove (FineWeb's chain as ``examples/fineweb.py`` runs it:
 Gopher repetition, Gopher quality, C4 with ``filter_no_terminal_punct=False``, FineWeb
 quality) runs on a sample: ``--sample-mb`` of book chunks, every n-th, plus all the web text.
 Ours is timed end to end on the raw text (normalisation included); datatrove gets our
@@ -200,6 +201,19 @@ class Datatrove:
 # Measurements
 
 
+def paired_cpu_seconds(fns: list, inputs: list[list], chunk: int = 16) -> list:
+    """(CPU seconds, outputs) of each ``fns[i]`` over ``inputs[i]``, measured chunk by chunk
+    in turn, so that a change in the machine's load falls on every contender alike."""
+    seconds = [0.0] * len(fns)
+    outputs: list[list] = [[] for _ in fns]
+    for lo in range(0, len(inputs[0]), chunk):
+        for i, (fn, items) in enumerate(zip(fns, inputs)):
+            spent, out = cpu_seconds(fn, items[lo:lo + chunk])
+            seconds[i] += spent
+            outputs[i] += out
+    return list(zip(seconds, outputs))
+
+
 def cpu_seconds(fn, items) -> tuple[float, list]:
     t0 = time.process_time()
     out = [fn(item) for item in items]
@@ -311,9 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     rows, speeds, agreements, tables, plain = [], {}, {}, {}, {}
     for name, docs in sample.items():
         normalised = [normalize_text(d, cfg) for d in docs]
-        t_ours, ours = cpu_seconds(lambda d: clean_document(d, "en", cfg), docs)
-        t_plain, naive = cpu_seconds(lambda d: clean_baseline.clean_document(d, "en", cfg), docs)
-        t_dt, dt_keep = cpu_seconds(datatrove.run_chain, normalised)
+        (t_ours, ours), (t_plain, naive), (t_dt, dt_keep) = paired_cpu_seconds(
+            [lambda d: clean_document(d, "en", cfg),
+             lambda d: clean_baseline.clean_document(d, "en", cfg), datatrove.run_chain],
+            [docs, docs, normalised])
         size = mb(docs)
         speeds[name] = {"docs": len(docs), "mb": round(size, 3), "cpu_s_ours": round(t_ours, 3),
                         "cpu_s_plain_loop": round(t_plain, 3), "cpu_s_datatrove": round(t_dt, 3)}

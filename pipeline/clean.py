@@ -584,17 +584,19 @@ def _gopher_lines_paragraphs(view: _View, cfg: CleanConfig) -> str | None:
 def _gopher_ngrams(view: _View, cfg: CleanConfig) -> str | None:
     """Top 2-4-gram and duplicated 5-10-gram character fractions, counted as datatrove does.
 
-    An n-gram is a 64-bit polynomial hash of its words' hashes, extended from the (n-1)-gram
-    hash in one numpy step. An n-gram can only repeat where its first n-1 words repeat, so
-    each step keeps just those positions: after the 2-grams, the arrays are small.
+    Its words are the view's n-gram units. An n-gram is a 64-bit polynomial hash of its units'
+    hashes, extended from the (n-1)-gram hash in one numpy step. An n-gram can only repeat
+    where its first n-1 units repeat, so each step keeps just those positions: after the
+    2-grams, the arrays are small.
     """
     starts, unit_ends = view.ngram_units
     n = starts.size
     if n < 2:
         return None
     ids = view.hashes(starts, unit_ends)
-    ends = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(unit_ends - starts, out=ends[1:])
+    lengths = unit_ends - starts
+    ends = np.zeros(n + 1, dtype=np.int64)  # text length of units [0, i)
+    lengths.cumsum(out=ends[1:])
     text_chars = len(view.text)
     top_fracs = (cfg.top_2gram_char_frac, cfg.top_3gram_char_frac, cfg.top_4gram_char_frac)
     dup_fracs = (cfg.dup_5gram_char_frac, cfg.dup_6gram_char_frac, cfg.dup_7gram_char_frac,
@@ -614,7 +616,7 @@ def _gopher_ngrams(view: _View, cfg: CleanConfig) -> str | None:
             chars = (int(ends[pos + k] - ends[pos]) + k - 1) * best
             if chars > top_fracs[k - 2] * text_chars:
                 return f"quality:gopher_top_{k}gram"
-            if k == 4 and _covered_chars(positions[repeated], 4, ends) <= min(
+            if k == 4 and _covered_chars(positions[repeated], 4, lengths) <= min(
                     dup_fracs) * text_chars:
                 # A repeated 5-gram or longer is made of repeated 4-grams, and the duplicate
                 # rules count at most the characters those cover: none of them can fire.
@@ -633,23 +635,23 @@ def _gopher_ngrams(view: _View, cfg: CleanConfig) -> str | None:
     return None
 
 
-def _covered_chars(positions: np.ndarray, k: int, ends: np.ndarray) -> int:
+def _covered_chars(positions: np.ndarray, k: int, lengths: np.ndarray) -> int:
     """Characters of the units that the k-grams starting at ``positions`` cover."""
-    n = ends.size - 1
-    depth = np.cumsum(np.bincount(positions, minlength=n + 1)
-                      - np.bincount(positions + k, minlength=n + 1))[:n]
-    return int(np.diff(ends)[depth > 0].sum())
+    n = lengths.size
+    depth = (np.bincount(positions, minlength=n + 1)
+             - np.bincount(positions + k, minlength=n + 1)).cumsum()[:n]
+    return int(lengths[depth > 0].sum())
 
 
 def _group(values: np.ndarray, stable: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``np.unique`` with inverse, first index and counts, minus its overhead: per value its
     group; per group its size and (with ``stable``) the index of its first occurrence."""
-    order = np.argsort(values, kind="stable" if stable else None)
+    order = values.argsort(kind="stable" if stable else None)
     ordered = values[order]
     new_group = np.empty(values.size, dtype=bool)
     new_group[:1] = True
     np.not_equal(ordered[1:], ordered[:-1], out=new_group[1:])
-    group_sorted = np.cumsum(new_group) - 1
+    group_sorted = new_group.cumsum() - 1
     group = np.empty(values.size, dtype=np.intp)
     group[order] = group_sorted
     first = order[new_group] if stable else None
