@@ -254,6 +254,9 @@ def _cut_blank_lines(text: str, cfg: CleanConfig) -> str:
     return pattern.sub(keep, text) if too_long in text else text
 
 
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
 def normalize_text(text: str, cfg: CleanConfig | None = None) -> str:
     """ftfy (when it can change something), Unix line breaks, no control characters except
     tab and newline, NFC, single spaces, no trailing spaces, at most ``max_blank_lines`` blank
@@ -268,10 +271,18 @@ def normalize_text(text: str, cfg: CleanConfig | None = None) -> str:
         text = text.translate(_ASCII_CONTROLS)  # str.translate has a fast path for ASCII
     else:
         codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        if ((codes >= 0xD800) & (codes <= 0xDFFF)).any():
+            # Lone surrogates (from JSON escapes) cannot be written as UTF-8; ftfy replaces
+            # them too, but it may be switched off.
+            text = _SURROGATE_RE.sub("\ufffd", text)
         if _NEEDS_REPLACING[np.minimum(codes, 0xFFFF)].any():  # else three scans for nothing
             text = _UNICODE_BREAK_RE.sub("\n", text)
             text = _CONTROL_RE.sub("", text)
             text = _UNICODE_SPACE_RE.sub(" ", text)
+            # A control character inside mojibake ("\x8dÃ©") hides it from ftfy until it is
+            # removed: fix again so that normalising twice changes nothing.
+            if cfg.ftfy and _needs_ftfy(text):
+                text = ftfy.fix_text(text, _FTFY_CONFIG)
         if not unicodedata.is_normalized("NFC", text):
             text = unicodedata.normalize("NFC", text)
     return _tidy_spaces(text, cfg)
