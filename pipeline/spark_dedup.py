@@ -21,6 +21,7 @@ The order of the steps matters:
 from __future__ import annotations
 
 import functools
+import os
 import time
 from typing import Any
 
@@ -38,7 +39,14 @@ _ADDED = [f.name for f in dedup.ADDED_FIELDS]
 
 
 def _checkpoint(df: DataFrame) -> DataFrame:
-    """Materialise on the executors and cut the lineage, so an iteration's plan stays short."""
+    """Materialise and cut the lineage, so an iteration's plan stays short.
+
+    With a checkpoint folder set (``run`` puts one inside the output folder) the data is
+    written to files, which outlive a lost executor; a local checkpoint keeps blocks on the
+    executors, and a killed one takes them with it.
+    """
+    if df.sparkSession.sparkContext.getCheckpointDir():
+        return df.checkpoint(eager=True)
     return df.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
 
 
@@ -238,8 +246,10 @@ def run(spark: SparkSession, input_dir: str, output_dir: str, cfg: DedupConfig, 
     started = time.time()
     counts = docs.agg(F.count(F.lit(1)).alias("n"),
                       F.coalesce(F.sum(F.octet_length(TEXT)), F.lit(0)).alias("b")).first()
+    checkpoints = os.path.join(output_dir, "_checkpoints")
+    spark.sparkContext.setCheckpointDir(checkpoints)
     result, info = plan(docs, cfg)
     return spark_stage.write_stage(
         spark, result, output_dir, stage="dedup", config=cfg, docs_in=int(counts["n"]),
         bytes_in=int(counts["b"]), extra_stats={"dedup": info}, started=started,
-        inputs=[input_dir], prepared=True)
+        inputs=[input_dir], prepared=True, cleanup=[checkpoints])

@@ -37,7 +37,6 @@ WORDS = [
 # what normalisation removes: C0 and C1 controls except tab and newline, CR, Unicode line breaks
 REMOVED = {chr(c) for c in (*range(0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))} | {"\u2028", "\u2029"}
 CONFIGS = [CleanConfig(), CleanConfig(ftfy=False), CleanConfig(c4_drop_curly_brace=False, min_words=0)]
-NO_FTFY = CONFIGS[1]
 
 
 def without_surrogates(text: str) -> str:
@@ -111,8 +110,6 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
        lang=st.sampled_from([None, "en", "de", "zh", "ja_JP", "", "xx", "../../etc"]),
        cfg=st.sampled_from(CONFIGS))
 def test_clean_document_keeps_or_rejects_with_a_reason(text, lang, cfg):
-    if cfg is NO_FTFY:  # see test_lone_surrogates_without_ftfy_are_answered
-        text = without_surrogates(text)
     check_verdict(text, clean_document(text, lang, cfg))
 
 
@@ -120,8 +117,6 @@ def test_clean_document_keeps_or_rejects_with_a_reason(text, lang, cfg):
 @given(text=st.one_of(hostile_text, prose_with_nasties(), st.binary(max_size=600).map(surrogateescaped)),
        cfg=st.sampled_from(CONFIGS))
 def test_normalize_text_output_is_clean_and_stable(text, cfg):
-    if cfg is NO_FTFY:
-        text = without_surrogates(text)
     once = normalize_text(text, cfg)
     once.encode("utf-8")
     assert not REMOVED & set(once)
@@ -181,8 +176,6 @@ def test_a_5_mb_line_is_answered(line, cfg):
         "surrogates": surrogateescaped(bytes(range(0x80, 0x100)) * (mb // 128)),
         "no_spaces": "x" * mb,
     }[line]
-    if cfg is NO_FTFY:
-        body = without_surrogates(body)
     with hang_guard(300):
         check_verdict(body, clean_document(body, "en", cfg))
         normalize_text(body, cfg)
@@ -198,18 +191,13 @@ def varied_prose(lines: int) -> list[str]:
 BROKEN = surrogateescaped(b" caf\xe9 \xff\xfe na\xefve.")
 
 
-def test_lone_surrogates_without_ftfy_are_answered():
+@pytest.mark.parametrize("cfg", CONFIGS, ids=["default", "no-ftfy", "no-curly-rule"])
+def test_lone_surrogates_never_reach_a_kept_document(cfg):
     """ftfy replaces lone surrogates (bytes a reader decoded with surrogateescape, or a JSON
     "\\ud800" escape); with ftfy switched off, normalisation must still not let them through."""
-    text = "\n".join(line + BROKEN for line in varied_prose(10))
-    check_verdict(text, clean_document(text, "en", NO_FTFY))
-
-
-def test_lone_surrogates_with_ftfy_never_reach_a_kept_document():
     plain = "\n".join(varied_prose(10))
-    assert clean_document(plain, "en")[1] is None
+    assert clean_document(plain, "en", cfg)[1] is None
     text = "\n".join(line + BROKEN for line in varied_prose(10))
-    for cfg in (CONFIGS[0], CONFIGS[2]):
-        cleaned, reason = clean_document(text, "en", cfg)
-        assert reason is None and "\ufffd" in cleaned
-        check_verdict(text, (cleaned, reason))
+    cleaned, reason = clean_document(text, "en", cfg)
+    assert reason is None and "\ufffd" in cleaned
+    check_verdict(text, (cleaned, reason))
