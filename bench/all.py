@@ -13,7 +13,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCHES = ["clean", "dedup", "langfilter", "pii", "screen", "tokenizer", "trainer_cpu",
-           "trainer_quality"]
+           "trainer_quality", "scaling"]
 
 
 def rows_of(data) -> list[dict]:
