@@ -132,3 +132,23 @@ def test_local_cluster_matches_local(spark, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     for part in ("data", "rejected"):
         assert _rows(tmp_path / "cluster" / part) == _rows(tmp_path / "local" / part)
+
+
+@pytest.mark.slow
+def test_clean_over_shared_web_and_books(spark, tmp_path, shared_data):
+    """Real crawl files (WARC, WET, truncated ARC, JSONL.gz, HTML) and Gutenberg books."""
+    main = _clean_main()
+    out = tmp_path / "web"
+    main(["--input", str(shared_data / "web"), "--output", str(out)])
+    stats = stagedir.read_stats(out)
+    assert stats["docs_in"] == stats["docs_kept"] + stats["docs_rejected"]
+    assert stats["rejected_by_reason"].get("ingest:corrupt", 0) + \
+        stats["rejected_by_reason"].get("ingest:truncated", 0) >= 1  # the truncated ARC
+    assert stats["docs_kept"] > 500
+    kept = _rows(stagedir.data_dir(out))
+    assert sum(1 for r in kept if r["url"]) > 30  # WARC and WET records keep their URL
+    books = sorted((shared_data / "books").glob("*.txt"))[:12]
+    out = tmp_path / "books"
+    main(["--input", *map(str, books), "--output", str(out)])
+    stats = stagedir.read_stats(out)
+    assert stats["docs_in"] == 12 == stats["docs_kept"] + stats["docs_rejected"]
