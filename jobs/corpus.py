@@ -93,7 +93,7 @@ def main(argv=None):
     folders = {}
     for stage in order:
         folder = os.path.join(out, stage)
-        folders[stage] = folder
+        folders[stage] = stage  # relative to OUT, so the folder can be moved
         if stagedir.is_complete(folder) and not rerun:
             print(f"[corpus] {stage}: complete, skipped ({folder})", flush=True)
             skipped.append(stage)
@@ -120,7 +120,7 @@ def main(argv=None):
     summary = {
         "stages": order,
         "folders": folders,
-        "final": folders[order[-1]],
+        "final": order[-1],
         "inputs": list(args.input),
         "config_file": args.config,
         "config": config,
