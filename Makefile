@@ -67,8 +67,8 @@ corpus: setup
 # --- the demo: text already on this machine → corpus → tokenizer → a tiny model -----------
 DEMO_OUT    ?= demo
 DEMO_INPUT  ?=
-DEMO_STEPS  ?= 400
-DEMO_TRAIN  ?= preset=tiny max_steps=$(DEMO_STEPS) batch_size=8 seq_len=256 eval_every=100 ckpt_every=200
+DEMO_STEPS  ?= 200
+DEMO_TRAIN  ?= preset=tiny max_steps=$(DEMO_STEPS) batch_size=8 seq_len=256 eval_every=50 ckpt_every=100
 
 demo: setup
 	@if [ -z "$(DEMO_INPUT)" ] && [ ! -f $(DEMO_OUT)/raw/_demo_corpus.json ]; then \
