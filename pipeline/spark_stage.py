@@ -7,6 +7,7 @@ written, and marks the folder complete only when documents in = kept + rejected.
 from __future__ import annotations
 
 import functools
+import heapq
 import os
 import platform
 import shutil
@@ -17,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -105,12 +107,13 @@ def pack_files(files: list[readers.InputFile], tasks: int) -> list[list[readers.
     """
     n = max(1, min(len(files), tasks))
     groups: list[list[readers.InputFile]] = [[] for _ in range(n)]
-    weights = [0] * n
+    heap = [(0, i) for i in range(n)]  # (bytes, group): the lightest group, lowest index first
     sized = sorted(files, key=lambda f: (-os.path.getsize(f.path), f.key))
     for f in sized:
-        i = min(range(n), key=lambda j: (weights[j], j))
+        weight, i = heapq.heappop(heap)
         groups[i].append(f)
-        weights[i] += os.path.getsize(f.path) + 4096  # a file costs something even if empty
+        # A file costs something even if empty.
+        heapq.heappush(heap, (weight + os.path.getsize(f.path) + 4096, i))
     return [sorted(g, key=lambda f: f.key) for g in groups if g]
 
 
@@ -135,9 +138,9 @@ def _apply_batches(batches: Iterator[pa.RecordBatch], batch_fn: BatchFn,
         passthrough = None
         if REASON in batch.schema.names:
             reason = batch.column(REASON)
-            is_new = pa.compute.is_null(reason)
+            is_new = pc.is_null(reason)
             pending = batch.filter(is_new).drop_columns([REASON])
-            passthrough = batch.filter(pa.compute.invert(is_new))
+            passthrough = batch.filter(pc.invert(is_new))
         if pending.num_rows:
             result = batch_fn(pending)
             if result.num_rows != pending.num_rows:

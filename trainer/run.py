@@ -319,7 +319,7 @@ def parse_args(argv=None):
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT/ckpt")
     parser.add_argument("--fsdp", action="store_true", help="shard the model over processes (FSDP2)")
     parser.add_argument("settings", nargs="*", metavar="key=value")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)
 
 
 def main(argv=None):
