@@ -16,6 +16,12 @@ match, dropped = any match. It shows what the classifier adds.
 Per-group rates on small groups are noisy (one tag in a group of 30 is 3%), so beside the raw
 largest ratio to the overall rate each group gets a one-sided exact binomial test of "rate >
 1.5x overall"; the group target counts groups where that test rejects at p < 0.05.
+
+So few benign sentences are tagged (a handful in ten thousand) that the tag rates by group
+cannot show a bias either way. A sensitive probe therefore also asks the same question of the
+classifier's scores: which groups' sentences fall in the top 5% of toxicity scores of all
+held-out benign identity sentences more than 1.5x as often as 5%? A classifier that had learnt
+a group's name as a toxic signal would show it here long before it tagged anything.
 """
 from __future__ import annotations
 
@@ -43,17 +49,6 @@ def row(name, figure, unit, baseline, target, met, ratio=None):
             "target": target, "met": bool(met)}
 
 
-def binom_sf(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p)."""
-    from scipy.stats import binom
-
-    if k <= 0:
-        return 1.0
-    if p <= 0:
-        return 0.0
-    return float(binom.sf(k - 1, n, p))
-
-
 def screen_all(texts: list[str], screener) -> tuple[list[dict], float]:
     from pipeline.screen import screen_documents
 
@@ -62,6 +57,12 @@ def screen_all(texts: list[str], screener) -> tuple[list[dict], float]:
     for i in range(0, len(texts), BATCH):
         out.extend(screen_documents(texts[i:i + BATCH], None, None, screener))
     return out, time.process_time() - start
+
+
+def binom_sf(k: int, n: int, p: float) -> float:
+    from pipeline.bias_report import binom_sf as sf
+
+    return sf(k, n, p)
 
 
 def group_table(keys: list[str], tagged: list[bool], dropped: list[bool]) -> dict:
@@ -191,6 +192,19 @@ def main(argv=None) -> int:
         rows.append(row(f"benign_identity: largest domain {what} ratio to overall "
                         f"({g_dom or '-'})", r_dom, "x", r_ldom, f"<= {DISPARITY}",
                         r_dom <= DISPARITY))
+    # The sensitive probe: the top 5% of scores among held-out benign identity sentences.
+    scores = sorted(results[i]["toxicity"] for i in wiki)
+    cut = scores[int(0.95 * len(scores))] if scores else 1.0
+    high = [results[i]["toxicity"] >= cut for i in wiki]
+    probe = group_table(keys, high, high)
+    probe["score_cut"] = cut
+    r_probe, g_probe = worst(probe, "tagged")
+    sig_probe = significant(probe, "tagged")
+    rows.append(row(f"benign_identity probe: largest group share in the top 5% of scores, ratio "
+                    f"to overall, raw ({g_probe or '-'})", r_probe, "x", None, "reported", True))
+    rows.append(row(f"benign_identity probe: groups in the top 5% of scores significantly > "
+                    f"{DISPARITY}x overall (binomial p<0.05)", len(sig_probe), "groups", None, "0",
+                    not sig_probe))
     prose = by_source.get("prose:benign")
     if prose:
         rows.append(row("held-out book windows: share tagged", prose["tagged"], "fraction",
@@ -220,6 +234,7 @@ def main(argv=None) -> int:
         "benign_identity_by_group": {"classifier_screen": cls_table, "lexicon_alone": lex_table},
         "benign_identity_by_domain": {"classifier_screen": cls_domains,
                                       "lexicon_alone": lex_domains},
+        "benign_identity_score_probe": {**probe, "significant": sig_probe},
         "rows": rows}), indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(REPO)}")
     return 0

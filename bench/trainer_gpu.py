@@ -51,6 +51,9 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=20, help="steps not timed (compilation, allocator)")
     parser.add_argument("--batch-sizes", default="16,32")
     parser.add_argument("--smoke", action="store_true", help="tiny preset, a few steps, any device; writes no results")
+    parser.add_argument("--variant", action="append", default=[], metavar="'key=value ...'",
+                        help="also run the largest batch size with these trainer settings added (repeatable), "
+                             "e.g. 'attention=cudnn' or 'compile_mode=max-autotune-no-cudagraphs'")
     args = parser.parse_args(argv)
     if args.smoke:
         preset, vocab, batches, steps, warmup, log_every = "tiny", 512, [2, 4], 4, 2, 2
@@ -69,22 +72,24 @@ def main(argv=None):
         tmp = Path(tmp)
         tokens = np.random.default_rng(0).integers(0, vocab, 20_000_000 if not args.smoke else 200_000)
         data = write_dataset(tmp / "data", {"train": tokens}, vocab_size=vocab)
-        for batch in batches:
+        plan = [(batch, []) for batch in batches] + [(max(batches), v.split()) for v in args.variant]
+        for n, (batch, variant) in enumerate(plan):
             settings = [f"preset={preset}", f"batch_size={batch}", "grad_accum=1", f"max_steps={warmup + steps}",
                         "warmup_steps=10", "eval_every=0", "ckpt_every=0", "num_samples=0", f"log_every={log_every}",
-                        "tensorboard=false", *extra]
-            metrics = run_trainer(data, tmp / f"b{batch}", settings)
+                        "tensorboard=false", *extra, *variant]
+            metrics = run_trainer(data, tmp / f"run{n}", settings)
             timed = [r for r in metrics if r["step"] > warmup]
             tok_s = statistics.mean(r["tokens_per_s"] for r in timed)
             mfu = statistics.mean(r["mfu"] for r in timed) if timed[0]["mfu"] is not None else None
-            runs[batch] = {"tokens_per_s": tok_s, "mfu": mfu, "loss_first": metrics[0]["loss"],
-                           "loss_last": metrics[-1]["loss"]}
-            rows.append({"name": f"trainer {preset} {label}, batch {batch} on {device_name}",
+            what = f"batch {batch}" + "".join(f", {v}" for v in variant)
+            runs[what] = {"tokens_per_s": tok_s, "mfu": mfu, "loss_first": metrics[0]["loss"],
+                          "loss_last": metrics[-1]["loss"]}
+            rows.append({"name": f"trainer {preset} {label}, {what} on {device_name}",
                          "figure": round(tok_s), "unit": "tokens/s", "baseline": ref,
                          "ratio": round(tok_s / ref, 3) if ref else None, "target": f">= {TARGET}",
                          "met": bool(ref and tok_s / ref >= TARGET)})
             if mfu is not None:
-                rows.append({"name": f"trainer {preset} MFU, batch {batch} (nanoGPT: 0.42 at batch 32 on H100)",
+                rows.append({"name": f"trainer {preset} MFU, {what} (nanoGPT: 0.42 at batch 32 on H100)",
                              "figure": round(mfu, 4), "unit": "fraction of peak", "baseline": None, "ratio": None,
                              "target": "-", "met": None})
     if args.smoke:

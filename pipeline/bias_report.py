@@ -5,7 +5,9 @@ collected but the aggregates, so it scales with the corpus); ``render_html`` and
 plain Python over the resulting dict. The numbers answer the question blocklist filtering got
 wrong: is text that names a group removed more often than text in general? The removal rate
 of documents naming each identity axis and group is set against the overall rate; a ratio
-above ``WARN_RATIO`` (1.5) is listed under ``warnings``.
+above ``WARN_RATIO`` (1.5) is listed under ``warnings`` when it is more than chance: a group of
+four documents with one removed is 3x a 10% rate by luck alone, and a report that cries wolf on
+every small group gets ignored. Such ratios stay in the tables, marked as too few to tell.
 
 Pyspark is imported inside ``compute`` only: this module is Spark's caller, not a stage.
 """
@@ -23,6 +25,9 @@ from pipeline import stagedir
 from pipeline.lexicons import identity_lexicon, words
 
 WARN_RATIO = 1.5
+# A ratio warns only when "this key's rate is at most WARN_RATIO x overall" is rejected at
+# this level by a one-sided exact binomial test.
+WARN_P = 0.05
 TOP_DOMAINS = 20
 PMI_TOP = 10
 PMI_MIN_GROUP_DOCS = 5
@@ -44,21 +49,49 @@ def _ratio(rate: float | None, overall: float | None) -> float | None:
     return rate / overall
 
 
+def binom_sf(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p): the p-value of k events in n against a rate p."""
+    if k <= 0:
+        return 1.0
+    if p <= 0:
+        return 0.0
+    if p >= 1:
+        return 1.0
+    from scipy.stats import binom
+
+    return float(binom.sf(k - 1, n, p))
+
+
+def excess_p(k: int, n: int, overall: float | None) -> float | None:
+    """One-sided p-value of "k of n is at most WARN_RATIO x the overall rate"."""
+    if overall is None or not n:
+        return None
+    return binom_sf(k, n, min(1.0, WARN_RATIO * overall))
+
+
 def disparity_rows(counts: list[dict], overall_removed: float | None,
                    overall_toxic: float | None) -> list[dict]:
-    """Removal and ``toxic`` rates of each identity key against the overall rates."""
+    """Removal and ``toxic`` rates of each identity key against the overall rates.
+
+    ``warn`` needs both a ratio above WARN_RATIO and a p-value below WARN_P; ``too_few`` marks
+    a ratio above WARN_RATIO on too few documents to tell it from chance.
+    """
     rows = []
     for c in counts:
         removed_rate = _rate(c["removed"], c["docs"])
         toxic_rate = _rate(c["toxic"], c["docs"])
         ratio = _ratio(removed_rate, overall_removed)
+        p = excess_p(c["removed"], c["docs"], overall_removed)
+        high = ratio is not None and ratio > WARN_RATIO
         rows.append({
             **c,
             "removal_rate": removed_rate,
             "disparity_ratio": ratio,
+            "p_value": p,
             "toxic_rate": toxic_rate,
             "toxic_ratio": _ratio(toxic_rate, overall_toxic),
-            "warn": ratio is not None and ratio > WARN_RATIO,
+            "warn": high and p is not None and p < WARN_P,
+            "too_few": high and not (p is not None and p < WARN_P),
         })
     return sorted(rows, key=lambda r: r["key"])
 
@@ -72,8 +105,15 @@ def warnings(report: dict) -> list[str]:
                 out.append(
                     f"{word} {r['key']}: {r['removed']}/{r['docs']} removed "
                     f"({r['removal_rate']:.2%}), {ratio}x the overall rate "
-                    f"{report['overall']['removal_rate']:.2%}")
+                    f"{report['overall']['removal_rate']:.2%} (p={r['p_value']:.2g})")
     return out
+
+
+def too_few_to_tell(report: dict) -> list[str]:
+    """Keys above WARN_RATIO whose excess could be chance, so a reader knows they were seen."""
+    return [f"{word} {r['key']} ({r['removed']}/{r['docs']})"
+            for level, word in (("axes", "axis"), ("groups", "group"))
+            for r in report["identity"][level] if r["too_few"]]
 
 
 def run_screen(spark, df, out_dir: str, screener, *, policy_file: str | None = None,
@@ -219,6 +259,7 @@ def compute(spark, out_dir: str, provenance: dict) -> dict:
         "provenance": provenance,
     }
     report["warnings"] = warnings(report)
+    report["too_few_to_tell"] = too_few_to_tell(report)
     return report
 
 
@@ -278,7 +319,7 @@ def _table(headers: list[str], rows: list[list[Any]], warn_col: int | None = Non
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = []
     for row in rows:
-        cls = ' class="warn"' if warn_col is not None and row[warn_col] else ""
+        cls = ' class="warn"' if warn_col is not None and row[warn_col] == "yes" else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
@@ -376,17 +417,22 @@ def render_html(report: dict) -> str:
             f"<li>{html.escape(w)}</li>" for w in report["warnings"]) + "</ul>")
     else:
         parts.append(f"<p>No identity axis or group is removed more than {WARN_RATIO}x as "
-                     "often as documents overall.</p>")
+                     f"often as documents overall, beyond chance (one-sided binomial test, "
+                     f"p &lt; {WARN_P}).</p>")
+    if report.get("too_few_to_tell"):
+        parts.append(f"<p>Above {WARN_RATIO}x on too few documents to tell from chance: "
+                     + html.escape(", ".join(report["too_few_to_tell"])) + ".</p>")
     parts.append("<h2>Removed by reason</h2>" + _table(
         ["reason", "documents"], [[k, v] for k, v in o["removed_by_reason"].items()]))
     heads = ["key", "documents", "mentions", "removed", "removal rate", "ratio to overall",
-             "toxic rate", "toxic ratio", "review"]
+             f"p (ratio ≤ {WARN_RATIO}x)", "toxic rate", "toxic ratio", "review"]
     for level in ("axes", "groups"):
         parts.append(f"<h2>Identity {level}</h2>" + _table(
             heads + ["warn"],
             [[r["key"], r["docs"], r["mentions"], r["removed"], r["removal_rate"],
-              r["disparity_ratio"], r["toxic_rate"], r["toxic_ratio"], r["review"], r["warn"]]
-             for r in idn[level]], warn_col=9))
+              r["disparity_ratio"], r["p_value"], r["toxic_rate"], r["toxic_ratio"], r["review"],
+              "yes" if r["warn"] else ("too few" if r["too_few"] else "")]
+             for r in idn[level]], warn_col=10))
     parts.append("<h2>Pronouns</h2>" + _table(
         ["pronoun", "documents", "mentions", "removed"],
         [[p["key"], p["docs"], p["mentions"], p["removed"]] for p in idn["pronouns"]]))

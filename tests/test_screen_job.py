@@ -92,13 +92,17 @@ def test_report_numbers_on_the_crafted_corpus(screened):
     religion = axes["religion"]
     assert (religion["docs"], religion["mentions"], religion["removed"]) == (4, 5, 2)
     assert religion["disparity_ratio"] == pytest.approx((2 / 4) / (3 / 11))
-    assert religion["warn"] is True
+    # 2 of 4 against 3 of 11 is 1.8x, but four documents cannot tell that from chance.
+    assert religion["p_value"] == pytest.approx(1 - (1 - 1.5 * 3 / 11) ** 4
+                                                - 4 * (1.5 * 3 / 11) * (1 - 1.5 * 3 / 11) ** 3)
+    assert religion["warn"] is False and religion["too_few"] is True
     groups = {r["key"]: r for r in report["identity"]["groups"]}
     assert groups["religion/christian"]["removal_rate"] == 1.0
     assert groups["sexual_orientation/gay"] == {**groups["sexual_orientation/gay"],
                                                 "docs": 1, "removed": 0, "review": 1,
-                                                "warn": False}
-    assert any(w.startswith("axis religion: 2/4 removed") for w in report["warnings"])
+                                                "warn": False, "too_few": False}
+    assert report["warnings"] == []
+    assert "axis religion (2/4)" in report["too_few_to_tell"]
     pronouns = {p["key"]: p["mentions"] for p in report["identity"]["pronouns"]}
     assert pronouns == {"he": 1, "she": 1, "they": 1}
     pii = {k["key"]: (k["docs"], k["mentions"]) for k in report["pii"]["by_kind"]}
@@ -147,17 +151,22 @@ def test_user_mistakes_fail_before_spark(tmp_path):
 
 def test_disparity_rows_and_warnings_without_spark():
     rows = bias_report.disparity_rows(
-        [{"key": "a", "docs": 10, "removed": 5, "toxic": 1, "mentions": 12, "review": 0},
+        [{"key": "a", "docs": 100, "removed": 50, "toxic": 1, "mentions": 120, "review": 0},
          {"key": "b", "docs": 10, "removed": 1, "toxic": 0, "mentions": 10, "review": 2},
-         {"key": "c", "docs": 0, "removed": 0, "toxic": 0, "mentions": 0, "review": 0}],
+         {"key": "c", "docs": 0, "removed": 0, "toxic": 0, "mentions": 0, "review": 0},
+         {"key": "d", "docs": 10, "removed": 5, "toxic": 0, "mentions": 10, "review": 0}],
         overall_removed=0.2, overall_toxic=0.05)
-    a, b, c = rows
+    a, b, c, d = rows
     assert a["removal_rate"] == 0.5 and a["disparity_ratio"] == pytest.approx(2.5) and a["warn"]
-    assert b["disparity_ratio"] == pytest.approx(0.5) and not b["warn"]
-    assert c["removal_rate"] is None and not c["warn"]
+    assert a["p_value"] == pytest.approx(2.206e-5, rel=1e-3)
+    assert b["disparity_ratio"] == pytest.approx(0.5) and not b["warn"] and not b["too_few"]
+    assert c["removal_rate"] is None and not c["warn"] and c["p_value"] is None
+    # The same 2.5x on 10 documents: P(X >= 5 | 10, 0.3) = 0.15, chance cannot be ruled out.
+    assert d["p_value"] == pytest.approx(0.1503, abs=1e-4) and not d["warn"] and d["too_few"]
     report = {"identity": {"axes": rows, "groups": []}, "overall": {"removal_rate": 0.2}}
     assert bias_report.warnings(report) == [
-        "axis a: 5/10 removed (50.00%), 2.50x the overall rate 20.00%"]
+        "axis a: 50/100 removed (50.00%), 2.50x the overall rate 20.00% (p=2.2e-05)"]
+    assert bias_report.too_few_to_tell(report) == ["axis d (5/10)"]
     none_removed = bias_report.disparity_rows(
         [{"key": "x", "docs": 3, "removed": 1, "toxic": 0, "mentions": 3, "review": 0}],
         overall_removed=0.0, overall_toxic=0.0)

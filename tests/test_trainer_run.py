@@ -150,9 +150,30 @@ def test_config_file_then_command_line(tmp_path):
     assert load_config(None, ["max_steps=1e4"]).max_steps == 10000
     for bad, message in [(["bogus=1"], "unknown setting 'bogus'"), (["max_steps=ten"], "must be int"),
                          (["compile=maybe"], "true or false"), (["schedule=linear"], "schedule must be"),
-                         (["stop_at=2000"], "stop_at must be"), (["max_steps"], "key=value")]:
+                         (["stop_at=2000"], "stop_at must be"), (["max_steps"], "key=value"),
+                         (["attention=fast"], "attention must be one of"),
+                         (["compile_mode=turbo"], "compile_mode must be one of")]:
         with pytest.raises(TrainerError, match=message):
             load_config(None, bad)
+
+
+def test_attention_setting_leaves_only_the_chosen_kernel():
+    import torch
+
+    from trainer import parallel
+
+    switches = {"flash": "flash_sdp_enabled", "cudnn": "cudnn_sdp_enabled",
+                "efficient": "mem_efficient_sdp_enabled", "math": "math_sdp_enabled"}
+    before = {k: getattr(torch.backends.cuda, f)() for k, f in switches.items()}
+    try:
+        parallel.select_attention(parallel.Runtime(0, 0, 1, torch.device("cpu")), "cudnn")
+        assert {k: getattr(torch.backends.cuda, f)() for k, f in switches.items()} == before
+        parallel.select_attention(parallel.Runtime(0, 0, 1, torch.device("cuda", 0)), "cudnn")
+        assert {k: getattr(torch.backends.cuda, f)() for k, f in switches.items()} == {
+            "flash": False, "cudnn": True, "efficient": False, "math": False}
+    finally:
+        for k, f in switches.items():
+            getattr(torch.backends.cuda, "enable_" + f.removesuffix("_enabled"))(before[k])
 
 
 def error_of(capsys, argv) -> str:

@@ -71,6 +71,12 @@ class TrainConfig:
     # hardware
     device: str = "auto"  # auto, cpu, cuda
     compile: bool | None = None  # None: torch.compile on CUDA only
+    # torch.compile mode: default, max-autotune, max-autotune-no-cudagraphs (searches matmul
+    # kernels: minutes of compiling for a few percent), reduce-overhead (CUDA graphs)
+    compile_mode: str = "default"
+    # scaled_dot_product_attention's kernel on CUDA: auto (torch's choice), flash, cudnn,
+    # efficient, math. Ignored on CPU.
+    attention: str = "auto"
     dtype: str = "auto"  # auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16
     threads: int = 0  # CPU threads per process; 0: torch's default. Small models on busy cores run faster on 1
     fsdp: bool = False  # set by --fsdp: shard weights, gradients and optimizer state (FSDP2)
@@ -95,7 +101,9 @@ class TrainConfig:
         if self.preset not in PRESETS:
             raise TrainerError(f"unknown preset {self.preset!r} (known: {', '.join(PRESETS)})")
         choices = {"schedule": ("cosine", "wsd"), "device": ("auto", "cpu", "cuda"),
-                   "dtype": ("auto", "float32", "bfloat16")}
+                   "dtype": ("auto", "float32", "bfloat16"),
+                   "compile_mode": ("default", "max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead"),
+                   "attention": ("auto", "flash", "cudnn", "efficient", "math")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise TrainerError(f"{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}")

@@ -60,8 +60,26 @@ def shutdown(runtime: Runtime):
         dist.destroy_process_group()
 
 
-def parallelize(model, runtime: Runtime, fsdp: bool, compile: bool, param_dtype=None):
+_SDPA_BACKENDS = {"flash": "enable_flash_sdp", "cudnn": "enable_cudnn_sdp",
+                  "efficient": "enable_mem_efficient_sdp", "math": "enable_math_sdp"}
+
+
+def select_attention(runtime: Runtime, attention: str):
+    """Leave only the chosen scaled_dot_product_attention kernel enabled on CUDA.
+
+    torch picks flash attention first; on Hopper cuDNN's kernel can be faster, and which wins
+    depends on the card and the shapes, so it is a setting, measured by bench/trainer_gpu.sh.
+    """
+    if attention == "auto" or runtime.device.type != "cuda":
+        return
+    for name, switch in _SDPA_BACKENDS.items():
+        getattr(torch.backends.cuda, switch)(name == attention)
+
+
+def parallelize(model, runtime: Runtime, fsdp: bool, compile: bool, param_dtype=None,
+                compile_mode: str = "default"):
     """The module the loop calls. The model's own parameters stay reachable through `model`."""
+    options = {} if compile_mode == "default" else {"mode": compile_mode}
     if fsdp:
         try:
             from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
@@ -72,12 +90,12 @@ def parallelize(model, runtime: Runtime, fsdp: bool, compile: bool, param_dtype=
         # one unit per block: its weights are gathered just before it runs and freed after
         for block in model.transformer.h:
             if compile:
-                block.compile()
+                block.compile(**options)
             fully_shard(block, mp_policy=mp)
         fully_shard(model, mp_policy=mp)
         return model
     if compile:
-        model.compile()  # in place: the state_dict keeps its names
+        model.compile(**options)  # in place: the state_dict keeps its names
     if runtime.world_size > 1:
         return DDP(model, device_ids=[runtime.local_rank] if runtime.device.type == "cuda" else None)
     return model

@@ -149,8 +149,10 @@ def _train(data_dir, out: Path, cfg: TrainConfig, ckpt: dict | None, runtime) ->
 
     torch.manual_seed(cfg.seed)  # the same initial weights in every process
     model = GPT(model_config).to(device)
+    parallel.select_attention(runtime, cfg.attention)
     wrapped = parallel.parallelize(model, runtime, fsdp, use_compile,
-                                   param_dtype=torch.bfloat16 if use_bf16 else None)
+                                   param_dtype=torch.bfloat16 if use_bf16 else None,
+                                   compile_mode=cfg.compile_mode)
     optimizer = build_optimizer(model, cfg)
     sampler = WindowSampler(data.train, seq_len, cfg.seed, cfg.batch_size, grad_accum,
                             runtime.rank, runtime.world_size)
@@ -182,7 +184,10 @@ def _train(data_dir, out: Path, cfg: TrainConfig, ckpt: dict | None, runtime) ->
               f"{model_config.n_layer} layers, {model_config.n_embd} wide, {model_config.arch}; "
               f"{tokens_per_step} tokens per step ({runtime.world_size} x {grad_accum} x "
               f"{cfg.batch_size} x {seq_len}); {device}, {'bf16' if use_bf16 else 'fp32'}"
-              f"{', compiled' if use_compile else ''}" + (f"; resuming after step {start}" if start else ""),
+              f"{', compiled' if use_compile else ''}"
+              f"{f' ({cfg.compile_mode})' if use_compile and cfg.compile_mode != 'default' else ''}"
+              f"{f', {cfg.attention} attention' if cfg.attention != 'auto' and device.type == 'cuda' else ''}"
+              + (f"; resuming after step {start}" if start else ""),
               flush=True)
     if data.val is None and runtime.is_main:
         print("note: the manifest lists no val split; no evaluation", flush=True)
