@@ -89,17 +89,35 @@ class LocalCluster:
         try:
             self._daemon("start", MASTER_CLASS, 1, "--host", "127.0.0.1", "--port", str(self.master_port),
                          "--webui-port", str(self.master_ui))
-            for i, port in enumerate(self.worker_ports, 1):
-                self.worker_dir(i).mkdir(parents=True, exist_ok=True)
-                self.local_dir(i).mkdir(parents=True, exist_ok=True)
-                self._daemon("start", WORKER_CLASS, i, "--host", "127.0.0.1", "--port", str(port),
-                             "--webui-port", str(free_port()), "--cores", str(self.cores),
-                             "--memory", self.memory, "--work-dir", str(self.worker_dir(i)), self.url)
+            for i in range(1, self.workers + 1):
+                self._start_worker(i)
             self.wait_for_workers()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_worker(self, i: int):
+        self.worker_dir(i).mkdir(parents=True, exist_ok=True)
+        self.local_dir(i).mkdir(parents=True, exist_ok=True)
+        self._daemon("start", WORKER_CLASS, i, "--host", "127.0.0.1", "--port", str(self.worker_ports[i - 1]),
+                     "--webui-port", str(free_port()), "--cores", str(self.cores),
+                     "--memory", self.memory, "--work-dir", str(self.worker_dir(i)), self.url)
+
+    def worker_pid(self, instance: int) -> int | None:
+        """The Worker daemon JVM of ``instance``, from the daemon script's pid file."""
+        f = self.root / "pids" / f"spark-{self.ident}-{WORKER_CLASS}-{instance}.pid"
+        try:
+            pid = int(f.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if alive(pid) else None
+
+    def restart_worker(self, instance: int):
+        """Bring a killed worker back (same port), so the next test has the whole cluster."""
+        if self.worker_pid(instance) is None:
+            self._start_worker(instance)
+        self.wait_for_workers()
 
     def state(self) -> dict:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.master_ui}/json/", timeout=10) as r:

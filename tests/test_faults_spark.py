@@ -5,7 +5,10 @@ happens when its processes die:
 (b) executors killed by process id in the middle of the dedup job's shuffles (worker 1's, then
     worker 2's): Spark retries, the job completes, the output equals an undisturbed run's and
     in = kept + rejected;
-(c) the driver killed while it writes DIR/data (the langfilter job, the shortest): the folder
+(c) a whole worker (its Worker daemon, by process id) killed during the dedup shuffles: its
+    executor goes with it, and the shuffle files it served are lost for good, so Spark must
+    recompute them on the worker that is left;
+(d) the driver killed while it writes DIR/data (the langfilter job, the shortest): the folder
     is not complete, the next stage refuses it, and a rerun completes it with the undisturbed
     rows.
 
@@ -170,11 +173,16 @@ def test_corpus_on_the_cluster_equals_local(cluster, raw, reference, tmp_path):
         k for s in STAGES for k in stagedir.read_stats(reference / s)["rejected_by_reason"]}
 
 
-def shuffle_ids(folder: Path) -> set[int]:
-    ids = set()
-    for _, _, files in os.walk(folder):
-        ids.update(int(f.split("_")[1]) for f in files if f.startswith("shuffle_") and f.endswith(".data"))
-    return ids
+def shuffle_files(folder: Path) -> dict[str, int]:
+    """Shuffle data files under ``folder`` and their shuffle ids (numbered per application)."""
+    return {os.path.join(d, f): int(f.split("_")[1]) for d, _, files in os.walk(folder)
+            for f in files if f.startswith("shuffle_") and f.endswith(".data")}
+
+
+def shuffle_ids(folder: Path, before: dict[str, int] | None = None) -> set[int]:
+    """Ids of the shuffles written since ``before``: an executor killed by SIGKILL never cleans
+    up, so files of an earlier application may still be there."""
+    return {i for path, i in shuffle_files(folder).items() if path not in (before or {})}
 
 
 # The dedup plan's shuffles are numbered in order: by shuffle 6 the features and exact groups
@@ -186,10 +194,12 @@ KILLS = ((1, 6), (2, 14))
 
 def test_executors_killed_mid_dedup_are_survived(cluster, reference, tmp_path):
     out = tmp_path / "dedup"
+    before = shuffle_files(cluster.root)
     proc = submit(cluster, "dedup", "--input", str(reference / "langfilter"), "--output", str(out))
     try:
         for worker, shuffle in KILLS:
-            wait_until(lambda n=shuffle: max(shuffle_ids(cluster.root), default=-1) >= n, proc, f"shuffle {shuffle}")
+            wait_until(lambda n=shuffle: max(shuffle_ids(cluster.root, before), default=-1) >= n, proc,
+                       f"shuffle {shuffle}")
             victims = cluster.executor_pids(worker)
             assert len(victims) == 1, victims
             os.kill(victims[0], signal.SIGKILL)
@@ -198,6 +208,24 @@ def test_executors_killed_mid_dedup_are_survived(cluster, reference, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert log.count("Lost executor") == len(KILLS)  # the driver saw both losses mid-job
+    assert_same_stage(out, reference / "dedup")
+
+
+def test_a_worker_killed_mid_dedup_is_survived(cluster, reference, tmp_path):
+    out = tmp_path / "dedup"
+    before = shuffle_files(cluster.root)
+    proc = submit(cluster, "dedup", "--input", str(reference / "langfilter"), "--output", str(out))
+    try:
+        wait_until(lambda: max(shuffle_ids(cluster.root, before), default=-1) >= 10, proc, "shuffle 10")
+        worker = cluster.worker_pid(2)
+        assert worker is not None and cluster.executor_pids(2)
+        os.kill(worker, signal.SIGKILL)
+        log = finish(proc)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        cluster.restart_worker(2)
+    assert "Lost executor" in log  # the driver saw the loss mid-job
     assert_same_stage(out, reference / "dedup")
 
 
