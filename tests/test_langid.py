@@ -90,6 +90,18 @@ def test_batch_keeps_every_input_column_and_replaces_old_tags():
     assert out.num_rows == 2
 
 
+def test_batch_reads_sliced_and_large_string_columns():
+    cfg = LangFilterConfig(languages=["de"])
+    want = langid_batch(batch([EN, DE, None, FR]), cfg)
+    sliced = langid_batch(batch(["skipped", EN, DE, None, FR]).slice(1), cfg)
+    wide = batch([EN, DE, None, FR])
+    wide = wide.set_column(1, "text", wide.column(1).cast(pa.large_string()))
+    for out in (sliced, langid_batch(wide, cfg)):
+        for name in ("lang", "lang_score", "reason"):
+            assert out.column(name).equals(want.column(name)), name
+    assert want.column("reason").to_pylist() == ["lang:en", None, "lang:low_score", "lang:fr"]
+
+
 def test_config_checks_codes():
     assert LangFilterConfig(languages="en, de").languages == ["en", "de"]
     # Locales as the man-page packages spell them map to lid.176's labels.
