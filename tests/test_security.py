@@ -223,8 +223,9 @@ def test_resume_skips_a_planted_checkpoint_and_continues_from_the_last_real_one(
 # Settings cannot write outside the output folder
 
 # every str setting of the trainer and what it is; a new one that names a file must check that
-# the file stays inside --out, and be added here with a test that it does
-TRAINER_STR_SETTINGS = {"preset", "arch", "schedule", "sample_prompt", "device", "dtype"}
+# the file stays inside --out, and be added here with a test that it does (compile_mode and
+# attention are checked against fixed choices)
+TRAINER_STR_SETTINGS = {"preset", "arch", "schedule", "sample_prompt", "device", "dtype", "compile_mode", "attention"}
 
 
 def test_no_trainer_setting_is_a_path():
