@@ -1,4 +1,4 @@
-"""The toxicity classifier: a hashed bag of words and word pairs, logistic regression.
+"""The toxicity classifier: hashed words, word pairs and word prefixes, logistic regression.
 
 Why this shape: it is fastText's supervised model without the low-rank embedding, trained with
 scipy's L-BFGS in under a minute on one core, exactly deterministic, and shipped as a ~1 MB
@@ -14,12 +14,16 @@ ones. So:
   that a novel's dialogue does not read as a tweet);
 * every training text that names a group is added again with the group swapped for another of
   the same axis (Dixon et al., 2018; Park et al., 2018);
-* identity terms, pronouns and the commonest words carry no weight of their own (see
-  ``frozen_feature_ids``): only their context may.
+* identity terms, pronouns and the commonest words carry no weight of their own, nor do
+  their prefixes (see ``frozen_feature_ids``): only their context may;
+* hateful examples weigh ``HATE_WEIGHT`` times as much as offensive ones: 2.6k hateful texts
+  against 19k offensive tweets, and hate without swear words (most of the forum sentences) is
+  what a profanity-shaped boundary misses.
 
 Held-out parts of every source, split by a hash of the id (of the book, for prose), are never
-trained on: ``valid`` chooses the ``toxic`` threshold (best F1 at the 5% toxic share we expect
-in web text), ``test`` is what ``bench/screen.py`` reports.
+trained on: ``valid`` chooses the ``toxic`` threshold (the lowest that tags at most
+``MAX_BENIGN_TAGGED`` of benign text, see ``choose_threshold``), ``test`` is what
+``bench/screen.py`` reports.
 
 ``python -m pipeline.toxicity train [--data DIR] [--books DIR] [--out FILE]`` rebuilds the
 shipped model (about a minute); ``... score`` prints P(toxic) of lines of standard input.
@@ -54,14 +58,21 @@ DEFAULT_BOOKS = DEFAULT_DATA.parent / "books"
 
 HASH_BITS = 20
 L2 = 3e-5
+HATE_WEIGHT = 2.0
+PREFIX_LETTERS = 4  # words longer than this also count as their first four letters
 PROSE_WINDOWS_PER_BOOK = 60
-# The threshold maximises F1 at the share of toxic text we expect in web text, not at the
-# ~45% of the labelled sets: there, a threshold tuned for balanced data tags several times
-# more benign documents than toxic ones.
+# The threshold is the lowest that tags at most this share of the valid split's benign text,
+# each benign source weighing the same. 0.8% is where the word-only model (feature version 1)
+# stood at its best-F1 threshold: a better model buys recall at the same cost to benign text.
+MAX_BENIGN_TAGGED = 0.008
+# Reported beside it: F1 at the share of toxic text we expect in web text, not at the ~45% of
+# the labelled sets.
 EXPECTED_TOXIC_SHARE = 0.05
 CHUNK_WORDS = 64  # the training texts are tweets and sentences: score in pieces of that size
 MIN_PIECE_WORDS = 12
-FEATURE_VERSION = 1
+# 1: words and word pairs. 2: + the first four letters of longer words. A model's weights
+# mean nothing under another version's hashing, so loading checks it.
+FEATURE_VERSION = 2
 SEED = 20240520
 
 # Fortune categories that are offensive as a category. The others in fortune-mod's "off" set
@@ -120,6 +131,30 @@ _HASHES = _HashCache()
 _token_hash = _HASHES.__getitem__
 
 
+class _PrefixCache(dict):
+    """Token → crc32 of ``<`` and its first ``PREFIX_LETTERS`` letters, as a 0- or 1-tuple.
+
+    Why prefixes: slurs and insults come in inflections and compounds that no training text
+    has ("niglet", "faggotry"), and a word never seen in training weighs nothing. Why not
+    letter n-grams from anywhere in the word: they were tried, and "stitch", "truck" and
+    "trigger" took weight from "bitch", "fuck" and "nigger"; on the valid split, sentences
+    about sewing occupations crowded the top 5% of benign scores. A prefix hash cannot equal
+    a word's: words hold no "<".
+    """
+
+    def __missing__(self, tok: str) -> tuple[int, ...]:
+        t = _REPEAT.sub(r"\1\1", tok)
+        value = ((zlib.crc32(f"<{t[:PREFIX_LETTERS]}".encode("utf-8")),)
+                 if len(t) > PREFIX_LETTERS else ())
+        if len(self) < 1 << 20:
+            self[tok] = value
+        return value
+
+
+_PREFIXES = _PrefixCache()
+_prefix_hash = _PREFIXES.__getitem__
+
+
 _MASK = np.uint64((1 << HASH_BITS) - 1)
 _PAIR_MULT = np.uint64(0x9E3779B97F4A7C15)
 
@@ -127,9 +162,9 @@ _PAIR_MULT = np.uint64(0x9E3779B97F4A7C15)
 def window_features(texts: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
     """(text index, feature id) of the distinct hashed features of each token list.
 
-    Features are the words and adjacent word pairs of a text, hashed into 2**HASH_BITS
-    buckets. Computed for a whole batch in a few numpy calls (one unique over text-tagged
-    keys) rather than per text: a book is thousands of windows.
+    Features are the words, adjacent word pairs and prefixes of longer words of a text, hashed
+    into 2**HASH_BITS buckets. Computed for a whole batch in a few numpy calls (one unique
+    over text-tagged keys) rather than per text: a book is thousands of windows.
     """
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     total = int(lengths.sum())
@@ -141,9 +176,14 @@ def window_features(texts: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
     same = owner[:-1] == owner[1:]
     with np.errstate(over="ignore"):
         pairs = ((h[:-1] * _PAIR_MULT + h[1:] + np.uint64(1)) & _MASK)[same]
+    prefixes = list(map(_prefix_hash, itertools.chain.from_iterable(texts)))
+    has_prefix = np.fromiter(map(len, prefixes), dtype=np.int64, count=total)
+    g = np.fromiter(itertools.chain.from_iterable(prefixes), dtype=np.uint64,
+                    count=int(has_prefix.sum()))
     keys = np.concatenate([
         (owner << HASH_BITS) | (h & _MASK).astype(np.int64),
         (owner[:-1][same] << HASH_BITS) | pairs.astype(np.int64),
+        (owner[has_prefix > 0] << HASH_BITS) | (g & _MASK).astype(np.int64),
     ])
     # Sort and drop repeats: np.unique's hash path is several times slower on these sizes.
     keys.sort()
@@ -257,7 +297,11 @@ def _load(path: str) -> ToxicityModel:
     except (OSError, ValueError, KeyError) as e:
         raise UsageError(f"cannot read toxicity model {npz}: {e}") from None
     if meta.get("feature_version") != FEATURE_VERSION or len(weights) != 1 << HASH_BITS:
-        raise UsageError(f"toxicity model {npz} was built for other features; retrain it")
+        raise UsageError(
+            f"toxicity model {npz} was built for feature version "
+            f"{meta.get('feature_version')} with {len(weights)} weights; this code hashes "
+            f"version {FEATURE_VERSION} into {1 << HASH_BITS}: retrain it with "
+            "`python -m pipeline.toxicity train`")
     return ToxicityModel(weights, bias, float(meta["threshold"]), meta)
 
 
@@ -399,9 +443,10 @@ def training_set(examples: list[Example], split: str = "train", swaps: int = 2):
 
     Weights balance the three sources of negatives and positives: without them the 19k
     offensive tweets set the decision boundary and benign text that is not a tweet is scored by
-    its distance from tweets rather than by what it says.
+    its distance from tweets rather than by what it says. Hateful examples then count
+    ``HATE_WEIGHT`` times (see the module docstring).
     """
-    texts, labels, keys = [], [], []
+    texts, labels, keys, hate = [], [], [], []
     for ex in examples:
         if ex.split != split:
             continue
@@ -411,6 +456,7 @@ def training_set(examples: list[Example], split: str = "train", swaps: int = 2):
         texts.append(toks)
         labels.append(ex.toxic)
         keys.append((ex.source, ex.toxic))
+        hate.append(ex.label == "hate")
         if split == "train":
             rng = random.Random(f"{SEED}:{ex.id}")
             for _ in range(swaps):
@@ -420,6 +466,7 @@ def training_set(examples: list[Example], split: str = "train", swaps: int = 2):
                 texts.append(swapped)
                 labels.append(ex.toxic)
                 keys.append((ex.source, ex.toxic))
+                hate.append(ex.label == "hate")
     counts: dict[tuple, int] = {}
     for k in keys:
         counts[k] = counts.get(k, 0) + 1
@@ -429,6 +476,7 @@ def training_set(examples: list[Example], split: str = "train", swaps: int = 2):
     weights = np.array(
         [n_class[k[1]] / (cells_per_class[k[1]] * counts[k]) for k in keys], dtype=np.float64
     )
+    weights[np.array(hate, dtype=bool)] *= HATE_WEIGHT
     return texts, np.array(labels, dtype=np.float64), weights
 
 
@@ -446,14 +494,19 @@ COMMON_WORDS_FROZEN = 200
 
 
 def frozen_feature_ids(examples: list[Example]) -> np.ndarray:
-    """Hashed ids of the single words whose weight is held at zero.
+    """Hashed ids of the single words, and of their prefixes, whose weight is held at zero.
 
     Identity terms and pronouns: a group's name (or "she", "they") on its own says nothing
     about toxicity; only the words around it may, and swaps spread what those contexts learn
     over every group of an axis. The most common words of the benign encyclopedic sentences
     (train split): left free, "when", "come", "real", "all" learn the register of the offensive
     tweets, and quotations by Black musicians and athletes were tagged twice as often as those
-    by white ones. Word pairs stay free, so "fuck you" and "shut up" still count.
+    by white ones. The words of the benign_identity group names ("socialism", "sewing
+    occupations"): the identity lexicon has no political ideologies or professions, and
+    hateful forum posts argue about socialism, so the word alone raised the scores of
+    encyclopedic sentences about it. Word pairs stay free, so "fuck you" and "shut up" still
+    count. Prefixes are frozen too, in every word that shares them: left free, "<musl" would
+    learn from "muslims" in hateful text what the word itself may not.
     """
     lex = identity_lexicon()
     toks = {w for e in lex.entries for w in words(e.term)}
@@ -464,7 +517,11 @@ def frozen_feature_ids(examples: list[Example]) -> np.ndarray:
                 doc_freq[t] = doc_freq.get(t, 0) + 1
     common = sorted(doc_freq, key=lambda t: (-doc_freq[t], t))[:COMMON_WORDS_FROZEN]
     toks.update(common)
-    hashed = np.array([_token_hash(t) for t in sorted(toks)], dtype=np.uint64) & _MASK
+    toks.update(w for ex in examples if ex.source == "benign_identity"
+                for w in words(ex.group.split("/")[-1].replace("_", " ").lower()))
+    hashed = np.array([_token_hash(t) for t in sorted(toks)]
+                      + [g for t in sorted(toks) for g in _prefix_hash(t)],
+                      dtype=np.uint64) & _MASK
     return np.unique(hashed).astype(np.int64)
 
 
@@ -499,22 +556,49 @@ def fit(texts, labels, weights, frozen: np.ndarray, l2: float = L2, max_iter: in
     return res.x[:-1], float(res.x[-1])
 
 
-def choose_threshold(scores: np.ndarray, toxic: np.ndarray,
-                     share: float = EXPECTED_TOXIC_SHARE) -> tuple[float, dict]:
-    """The threshold with the best F1 on the valid split reweighted to ``share`` toxic."""
+def f1_at_share(pred: np.ndarray, toxic: np.ndarray,
+                share: float = EXPECTED_TOXIC_SHARE) -> dict[str, float]:
+    """Precision, recall and F1 of ``pred`` with the data reweighted to ``share`` toxic."""
     w_pos = share / max(toxic.sum(), 1)
     w_neg = (1.0 - share) / max((~toxic).sum(), 1)
-    best = (-1.0, 0.5, {})
-    for t in np.round(np.arange(0.05, 0.96, 0.01), 2):
-        pred = scores >= t
-        tp = float((pred & toxic).sum()) * w_pos
-        fp = float((pred & ~toxic).sum()) * w_neg
-        precision = tp / max(tp + fp, 1e-12)
-        recall = tp / max(toxic.sum() * w_pos, 1e-12)
-        f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-        if f1 > best[0]:
-            best = (f1, float(t), {"precision": precision, "recall": recall, "f1": f1})
-    return best[1], best[2]
+    tp = float((pred & toxic).sum()) * w_pos
+    fp = float((pred & ~toxic).sum()) * w_neg
+    precision = tp / max(tp + fp, 1e-12)
+    recall = tp / max(toxic.sum() * w_pos, 1e-12)
+    return {"precision": precision, "recall": recall,
+            "f1": 2 * precision * recall / max(precision + recall, 1e-12)}
+
+
+def choose_threshold(scores: np.ndarray, examples: list[Example],
+                     max_benign: float = MAX_BENIGN_TAGGED) -> tuple[float, dict]:
+    """The lowest threshold (0.05 to 0.95 by 0.01) whose benign tagged share, averaged over
+    the benign sources, is at most ``max_benign``; with its metrics on ``examples``.
+
+    Why a fixed benign cost rather than the best F1: F1 over hate + offensive is set by the
+    19k offensive tweets, which any threshold catches, and it picked thresholds that gave
+    hateful recall away to tag a few fewer benign tweets. Why averaged over sources: the
+    splits hold them in different proportions (valid keeps 10% of the Wikipedia sentences,
+    test 40%), and a pooled share would move with that mix.
+    """
+    labels = np.array([e.label for e in examples])
+    sources = np.array([e.source for e in examples])
+    benign = [(sources == s) & (labels == "benign")
+              for s in sorted(set(sources[labels == "benign"]))]
+    grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
+    tagged = [float(np.mean([(scores[m] >= t).mean() for m in benign])) if benign else 0.0
+              for t in grid]
+    ok = [t for t, b in zip(grid, tagged) if b <= max_benign]
+    threshold = float(ok[0] if ok else grid[-1])
+    pred = scores >= threshold
+    metrics = {
+        "benign_tagged_mean_over_sources": tagged[list(grid).index(threshold)],
+        "hate_recall": float(pred[labels == "hate"].mean()) if (labels == "hate").any() else 0.0,
+        "offensive_recall": (float(pred[labels == "offensive"].mean())
+                             if (labels == "offensive").any() else 0.0),
+        **{f"{k}_at_{EXPECTED_TOXIC_SHARE:.0%}_toxic": v
+           for k, v in f1_at_share(pred, labels != "benign").items()},
+    }
+    return threshold, metrics
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -540,19 +624,23 @@ def train(data_dir: Path | str = DEFAULT_DATA, out: Path | str = MODEL_PATH,
     w, b = fit(texts, labels, weights, frozen, l2=L2)
     weights16 = w.astype(np.float16)
     model = ToxicityModel(weights16.astype(np.float32), b, 0.5, {})
-    v_texts, v_labels, _ = training_set(examples, "valid")
-    threshold, valid_metrics = choose_threshold(model.score_tokens(v_texts), v_labels > 0)
+    valid = [ex for ex in examples if ex.split == "valid"]
+    threshold, valid_metrics = choose_threshold(model.score_texts([ex.text for ex in valid]),
+                                                valid)
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_npz(out, {"weights": weights16, "bias": np.array([b], dtype=np.float32)})
     meta = {
-        "kind": "hashed word+pair logistic regression",
+        "kind": "hashed word+pair+prefix logistic regression",
         "feature_version": FEATURE_VERSION,
         "hash_bits": HASH_BITS,
         "chunk_words": CHUNK_WORDS,
         "threshold": threshold,
-        "threshold_rule": "best F1 toxic (hate+offensive) vs benign on the valid split, "
-                          f"reweighted to {EXPECTED_TOXIC_SHARE:.0%} toxic",
+        "threshold_rule": "lowest threshold tagging at most "
+                          f"{MAX_BENIGN_TAGGED:.1%} of benign text on the valid split, "
+                          "averaged over the benign sources",
         "l2": L2,
+        "hate_weight": HATE_WEIGHT,
+        "prefixes": f"first {PREFIX_LETTERS} letters of longer words",
         "prose_windows_per_book": PROSE_WINDOWS_PER_BOOK,
         "valid_metrics": {k: round(v, 4) for k, v in valid_metrics.items()},
         "seed": SEED,
@@ -562,7 +650,8 @@ def train(data_dir: Path | str = DEFAULT_DATA, out: Path | str = MODEL_PATH,
         "train_toxic": int(labels.sum()),
         "frozen_features": int(len(frozen)),
         "frozen_rule": f"identity terms, pronouns, the {COMMON_WORDS_FROZEN} commonest words "
-                       "of the benign_identity train split",
+                       "of the benign_identity train split, the words of its group names, "
+                       "and their prefixes",
         "data_sha256": data_fingerprint(data_dir, books_dir),
         "model_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
     }

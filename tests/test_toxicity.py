@@ -181,3 +181,20 @@ def test_held_out_hateful_tagged_twice_as_often_as_benign_about_groups(shared_da
     assert share(lambda e: e.label == "hate") >= 2 * benign_named
     assert share(lambda e: e.label == "offensive") >= 2 * benign_named
     assert share(lambda e: e.source == "benign_identity") <= 0.01
+
+
+def test_model_of_another_feature_version_fails_clearly(tmp_path):
+    """Weights hashed for other features would score garbage without an error."""
+    npz = tmp_path / "old.npz"
+    npz.write_bytes(T.MODEL_PATH.read_bytes())
+    meta = json.loads(T.META_PATH.read_text())
+    meta["feature_version"] = T.FEATURE_VERSION - 1
+    npz.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(T.UsageError, match="feature version .*retrain"):
+        T.load_model(npz)
+
+
+def test_inflections_share_a_prefix_feature():
+    """An unseen form of a slur still meets the weight its first letters learnt."""
+    assert set(T.feature_ids(["faggotry"])) & set(T.feature_ids(["faggots"]))
+    assert not set(T.feature_ids(["fag"])) & set(T.feature_ids(["faggots"]))
