@@ -11,9 +11,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipeline import cli, stagedir  # noqa: E402
-from pipeline.config import parse_overrides, read_yaml  # noqa: E402
-from pipeline.errors import UsageError  # noqa: E402
+from pipeline import cli  # noqa: E402
+from pipeline.config import parse_overrides, read_section  # noqa: E402
 from pipeline.screen import Screener, load_policy  # noqa: E402
 
 
@@ -24,18 +23,11 @@ def main(argv=None):
     parser.add_argument("--url-blocklist", metavar="FILE",
                         help="file of domains, one a line: their URLs are dropped")
     args = parser.parse_args(argv)
-    overrides = {}
-    if args.config:
-        # The corpus-wide config's bias_screen section; --policy and --set win over it.
-        section = read_yaml(args.config).get("bias_screen") or {}
-        if not isinstance(section, dict):
-            raise UsageError(f"config section 'bias_screen' in {args.config} must be a mapping")
-        overrides.update(section)
+    # The corpus-wide config's bias_screen section; --policy and --set win over it.
+    overrides = read_section(args.config, "bias_screen") if args.config else {}
     overrides.update(parse_overrides(args.overrides))
     screener = Screener.build(load_policy(args.policy, overrides), args.url_blocklist)
-    # Every check a user can fail runs before Spark starts, so a mistake costs no start-up.
-    stagedir.require_complete(args.input)
-    stagedir.check_output(args.output, args.overwrite)
+    cli.check_stage_folders(args)
 
     from pipeline import bias_report, spark_stage
 

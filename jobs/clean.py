@@ -10,7 +10,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pipeline import cli, readers, stagedir  # noqa: E402
 from pipeline.clean import CleanConfig, clean_batch  # noqa: E402
-from pipeline.config import load_config  # noqa: E402
 
 
 def main(argv=None):
@@ -19,7 +18,7 @@ def main(argv=None):
     parser.add_argument("--max-record-bytes", type=int, default=readers.DEFAULT_MAX_RECORD_BYTES,
                         help="quarantine records larger than this (default 16 MiB)")
     args = parser.parse_args(argv)
-    cfg = load_config(CleanConfig, args.config, args.overrides, section="clean")
+    cfg = cli.stage_settings(CleanConfig, args, "clean")
     # Every check a user can fail runs before Spark starts, so a mistake costs no start-up.
     readers.list_inputs(args.input)
     stagedir.check_output(args.output, args.overwrite)

@@ -9,8 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipeline import cli, stagedir  # noqa: E402
-from pipeline.config import load_config, parse_overrides  # noqa: E402
+from pipeline import cli  # noqa: E402
 from pipeline.dedup import KEEP_RULES, DedupConfig  # noqa: E402
 
 
@@ -33,15 +32,11 @@ def main(argv=None):
                              "boilerplate (3)")
     parser.add_argument("--seed", type=int, help="seed of the MinHash permutations (1)")
     args = parser.parse_args(argv)
-    flags = {"threshold": args.threshold, "num_perm": args.num_perm, "ngram": args.ngram,
-             "bands": args.bands, "rows": args.rows, "verify": args.verify, "keep": args.keep,
-             "boilerplate_min_docs": args.boilerplate_min_docs, "seed": args.seed}
-    overrides = {k: v for k, v in flags.items() if v is not None}
-    overrides.update(parse_overrides(args.overrides))
-    cfg = load_config(DedupConfig, args.config, overrides, section="dedup")
-    # Every check a user can fail runs before Spark starts, so a mistake costs no start-up.
-    stagedir.require_complete(args.input)
-    stagedir.check_output(args.output, args.overwrite)
+    cfg = cli.stage_settings(
+        DedupConfig, args, "dedup", threshold=args.threshold, num_perm=args.num_perm, ngram=args.ngram,
+        bands=args.bands, rows=args.rows, verify=args.verify, keep=args.keep,
+        boilerplate_min_docs=args.boilerplate_min_docs, seed=args.seed)
+    cli.check_stage_folders(args)
 
     from pipeline import spark_dedup, spark_stage
 

@@ -9,8 +9,7 @@ from functools import partial
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipeline import cli, stagedir  # noqa: E402
-from pipeline.config import load_config, parse_overrides  # noqa: E402
+from pipeline import cli  # noqa: E402
 from pipeline.langid import ADDED_FIELDS, LANG, LangFilterConfig, langid_batch  # noqa: E402
 
 
@@ -24,14 +23,9 @@ def main(argv=None):
     parser.add_argument("--partition-by-lang", action="store_true", default=None,
                         help="write data/lang=xx/ folders, one per language")
     args = parser.parse_args(argv)
-    flags = {"languages": args.languages, "min_score": args.min_score,
-             "partition_by_lang": args.partition_by_lang}
-    overrides = {k: v for k, v in flags.items() if v is not None}
-    overrides.update(parse_overrides(args.overrides))
-    cfg = load_config(LangFilterConfig, args.config, overrides, section="langfilter")
-    # Every check a user can fail runs before Spark starts, so a mistake costs no start-up.
-    stagedir.require_complete(args.input)
-    stagedir.check_output(args.output, args.overwrite)
+    cfg = cli.stage_settings(LangFilterConfig, args, "langfilter", languages=args.languages,
+                             min_score=args.min_score, partition_by_lang=args.partition_by_lang)
+    cli.check_stage_folders(args)
 
     from pipeline import spark_stage
 

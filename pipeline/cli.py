@@ -5,6 +5,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from pipeline import stagedir
+from pipeline.config import load_config, parse_overrides
 from pipeline.errors import UsageError
 
 
@@ -25,6 +27,21 @@ def stage_parser(description: str, *, multi_input: bool = False) -> argparse.Arg
     p.add_argument("--overwrite", action="store_true",
                    help="replace an output folder that is already complete")
     return p
+
+
+def stage_settings(cls: type, args: argparse.Namespace, section: str, **flags):
+    """A stage's settings: its defaults, the ``--config`` file's ``section``, the stage's own
+    flags that were given (None = not given), then ``--set`` pairs; the later wins."""
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    overrides.update(parse_overrides(args.overrides))
+    return load_config(cls, args.config, overrides, section=section)
+
+
+def check_stage_folders(args: argparse.Namespace) -> None:
+    """The input is a complete stage folder and the output may be written. Called before
+    Spark starts, as every check a user can fail is, so a mistake costs no start-up."""
+    stagedir.require_complete(args.input)
+    stagedir.check_output(args.output, args.overwrite)
 
 
 def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:

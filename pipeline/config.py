@@ -102,6 +102,18 @@ def build_config(cls: type[T], values: dict[str, Any], where: str = "config") ->
     return cls(**kwargs)
 
 
+def read_section(yaml_path: str | Path, section: str | None) -> dict[str, Any]:
+    """The YAML file's ``section`` mapping (empty when absent), or the whole file for None:
+    one corpus-wide config holds a section per stage."""
+    data = read_yaml(yaml_path)
+    if section is None:
+        return data
+    data = data.get(section) or {}
+    if not isinstance(data, dict):
+        raise UsageError(f"config section {section!r} in {yaml_path} must be a mapping")
+    return data
+
+
 def load_config(
     cls: type[T],
     yaml_path: str | Path | None = None,
@@ -111,12 +123,7 @@ def load_config(
     """Defaults of ``cls``, then the YAML file (or its ``section`` mapping), then overrides."""
     values: dict[str, Any] = {}
     if yaml_path:
-        data = read_yaml(yaml_path)
-        if section is not None:
-            data = data.get(section) or {}
-            if not isinstance(data, dict):
-                raise UsageError(f"config section {section!r} in {yaml_path} must be a mapping")
-        values.update(data)
+        values.update(read_section(yaml_path, section))
     if overrides:
         values.update(parse_overrides(overrides) if isinstance(overrides, list) else overrides)
     return build_config(cls, values)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from pipeline import stagedir
-from pipeline.config import load_config
+from pipeline.config import load_config, read_section
 from pipeline.errors import UsageError
 
 
@@ -40,6 +40,16 @@ def test_config_errors(tmp_path):
     bad.write_text("a: [unclosed\n")
     with pytest.raises(UsageError, match="cannot read config"):
         load_config(Cfg, bad)
+
+
+def test_config_sections(tmp_path):
+    y = tmp_path / "c.yaml"
+    y.write_text("clean:\n  min_words: 20\ndedup: [0.8]\n")
+    assert read_section(y, "clean") == {"min_words": 20}
+    assert read_section(y, "bias_screen") == {}  # a stage the file does not configure
+    assert read_section(y, None) == {"clean": {"min_words": 20}, "dedup": [0.8]}
+    with pytest.raises(UsageError, match="config section 'dedup' in .* must be a mapping"):
+        load_config(Cfg, y, section="dedup")
 
 
 def test_prepare_output_refuses_complete_and_clears_partial(tmp_path):
