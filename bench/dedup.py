@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.proctree import process_tree  # noqa: E402
 from pipeline import dedup as D  # noqa: E402
 from pipeline import stagedir  # noqa: E402
 
@@ -370,30 +371,14 @@ def build_corpus(books: list[str], target_bytes: int, seed: int, out: Path) -> d
 def _tree_rss(root: int) -> dict[str, int]:
     """Resident memory (kB) of the job's processes by role: the JVM (driver; in local mode
     also the executors), the Python driver, the Python workers."""
-    procs = {}
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit():
-            continue
-        try:
-            stat = (p / "stat").read_text().rsplit(")", 1)[1].split()
-            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            rss = int((p / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-        except (OSError, IndexError, ValueError):
-            continue
-        procs[int(p.name)] = (int(stat[1]), cmd, rss)
-    tree, frontier = set(), {root}
-    while frontier:
-        tree |= frontier
-        frontier = {pid for pid, (ppid, _, _) in procs.items() if ppid in frontier} - tree
     out = defaultdict(int)
-    for pid in tree:
-        _, cmd, rss = procs.get(pid, (0, "", 0))
-        if "java" in cmd.split(" ")[0]:
-            out["jvm"] += rss
-        elif "jobs/dedup.py" in cmd:
-            out["python_driver"] += rss
-        elif "pyspark" in cmd or "worker" in cmd:
-            out["python_workers"] += rss
+    for p in process_tree(root):
+        if "java" in p.cmd.split(" ")[0]:
+            out["jvm"] += p.rss_kb
+        elif "jobs/dedup.py" in p.cmd:
+            out["python_driver"] += p.rss_kb
+        elif "pyspark" in p.cmd or "worker" in p.cmd:
+            out["python_workers"] += p.rss_kb
     return out
 
 

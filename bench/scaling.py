@@ -39,6 +39,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.proctree import process_tree
 from pipeline import readers
 
 DATA = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -118,29 +119,11 @@ def write_input(folder: Path, target_bytes: int) -> dict:
 
 # --- one run -----------------------------------------------------------------------------------
 
-TICK = os.sysconf("SC_CLK_TCK")
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-
-
 def tree_usage(root: int) -> tuple[float, int]:
     """(CPU seconds, resident kB) of a process and all its descendants: the JVM, the Python
-    driver and the Python workers. A finished child's CPU moves into its parent's
-    cutime/cstime when it is reaped, so the sum stays continuous as workers come and go."""
-    procs = {}
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit():
-            continue
-        try:
-            f = (p / "stat").read_text().rsplit(")", 1)[1].split()
-            rss = int((p / "statm").read_text().split()[1]) * PAGE_KB
-        except (OSError, IndexError, ValueError):
-            continue
-        procs[int(p.name)] = (int(f[1]), sum(int(x) for x in f[11:15]) / TICK, rss)
-    tree, frontier = set(), {root}
-    while frontier:
-        tree |= frontier
-        frontier = {pid for pid, (ppid, _, _) in procs.items() if ppid in frontier} - tree
-    return sum(procs[p][1] for p in tree if p in procs), sum(procs[p][2] for p in tree if p in procs)
+    driver and the Python workers."""
+    procs = process_tree(root)
+    return sum(p.cpu_s for p in procs), sum(p.rss_kb for p in procs)
 
 
 def spark_submit(args: list[str], events: Path, *conf: str, watch=None) -> list[tuple]:
