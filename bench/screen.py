@@ -33,11 +33,14 @@ import sys
 import time
 from pathlib import Path
 
+# The report's own rule: a group is flagged when its rate is significantly above this x overall.
+from pipeline.bias_report import WARN_RATIO as DISPARITY
+from pipeline.bias_report import excess_p
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"))
 RESULTS = REPO / "bench" / "results" / "screen.json"
 BATCH = 2000
-DISPARITY = 1.5
 
 
 def row(name, figure, unit, baseline, target, met, ratio=None):
@@ -59,12 +62,6 @@ def screen_all(texts: list[str], screener) -> tuple[list[dict], float]:
     return out, time.process_time() - start
 
 
-def binom_sf(k: int, n: int, p: float) -> float:
-    from pipeline.bias_report import binom_sf as sf
-
-    return sf(k, n, p)
-
-
 def group_table(keys: list[str], tagged: list[bool], dropped: list[bool]) -> dict:
     """Per group: n, tagged, dropped, their shares, ratios to the overall shares, p-values."""
     n_all = len(keys)
@@ -82,8 +79,8 @@ def group_table(keys: list[str], tagged: list[bool], dropped: list[bool]) -> dic
             "n": n, "tagged": t, "tagged_share": t / n, "dropped": d, "dropped_share": d / n,
             "tagged_ratio": (t / n) / t_rate if t_rate else (0.0 if t == 0 else math.inf),
             "dropped_ratio": (d / n) / d_rate if d_rate else (0.0 if d == 0 else math.inf),
-            "tagged_p": binom_sf(t, n, min(1.0, DISPARITY * t_rate)) if t else 1.0,
-            "dropped_p": binom_sf(d, n, min(1.0, DISPARITY * d_rate)) if d else 1.0,
+            "tagged_p": excess_p(t, n, t_rate),
+            "dropped_p": excess_p(d, n, d_rate),
         }
     return {"n": n_all, "tagged": t_all, "tagged_share": t_rate, "dropped": d_all,
             "dropped_share": d_rate, "groups": table}

@@ -83,6 +83,7 @@ def disparity_rows(counts: list[dict], overall_removed: float | None,
         ratio = _ratio(removed_rate, overall_removed)
         p = excess_p(c["removed"], c["docs"], overall_removed)
         high = ratio is not None and ratio > WARN_RATIO
+        significant = p is not None and p < WARN_P
         rows.append({
             **c,
             "removal_rate": removed_rate,
@@ -90,8 +91,8 @@ def disparity_rows(counts: list[dict], overall_removed: float | None,
             "p_value": p,
             "toxic_rate": toxic_rate,
             "toxic_ratio": _ratio(toxic_rate, overall_toxic),
-            "warn": high and p is not None and p < WARN_P,
-            "too_few": high and not (p is not None and p < WARN_P),
+            "warn": high and significant,
+            "too_few": high and not significant,
         })
     return sorted(rows, key=lambda r: r["key"])
 
