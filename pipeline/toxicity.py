@@ -113,26 +113,32 @@ def normalize(text: str) -> list[str]:
     return words(text)
 
 
-class _HashCache(dict):
-    """Token → crc32 of its normalized form, computed once per distinct token.
+class _Memo(dict):
+    """``fn(token)``, computed once per distinct token.
 
-    ``map(cache.__getitem__, tokens)`` stays in C for every token seen before; the work of a
-    new token (cutting repeated letters, hashing) is paid once per process.
+    ``map(memo.__getitem__, tokens)`` stays in C for every token seen before; the work of a
+    new token (cutting repeated letters, hashing) is paid once per process. Bounded, so a
+    stream of unique junk tokens cannot grow it without end.
     """
 
-    def __missing__(self, tok: str) -> int:
-        value = zlib.crc32(_REPEAT.sub(r"\1\1", tok).encode("utf-8"))
+    def __init__(self, fn):
+        super().__init__()
+        self._fn = fn
+
+    def __missing__(self, tok: str):
+        value = self._fn(tok)
         if len(self) < 1 << 20:
             self[tok] = value
         return value
 
 
-_HASHES = _HashCache()
-_token_hash = _HASHES.__getitem__
+def _word_hash(tok: str) -> int:
+    """crc32 of the token's normalized form."""
+    return zlib.crc32(_REPEAT.sub(r"\1\1", tok).encode("utf-8"))
 
 
-class _PrefixCache(dict):
-    """Token → crc32 of ``<`` and its first ``PREFIX_LETTERS`` letters, as a 0- or 1-tuple.
+def _prefix(tok: str) -> tuple[int, ...]:
+    """crc32 of ``<`` and the token's first ``PREFIX_LETTERS`` letters, as a 0- or 1-tuple.
 
     Why prefixes: slurs and insults come in inflections and compounds that no training text
     has ("niglet", "faggotry"), and a word never seen in training weighs nothing. Why not
@@ -141,18 +147,12 @@ class _PrefixCache(dict):
     about sewing occupations crowded the top 5% of benign scores. A prefix hash cannot equal
     a word's: words hold no "<".
     """
-
-    def __missing__(self, tok: str) -> tuple[int, ...]:
-        t = _REPEAT.sub(r"\1\1", tok)
-        value = ((zlib.crc32(f"<{t[:PREFIX_LETTERS]}".encode("utf-8")),)
-                 if len(t) > PREFIX_LETTERS else ())
-        if len(self) < 1 << 20:
-            self[tok] = value
-        return value
+    t = _REPEAT.sub(r"\1\1", tok)
+    return (zlib.crc32(f"<{t[:PREFIX_LETTERS]}".encode("utf-8")),) if len(t) > PREFIX_LETTERS else ()
 
 
-_PREFIXES = _PrefixCache()
-_prefix_hash = _PREFIXES.__getitem__
+_token_hash = _Memo(_word_hash).__getitem__
+_prefix_hash = _Memo(_prefix).__getitem__
 
 
 _MASK = np.uint64((1 << HASH_BITS) - 1)
