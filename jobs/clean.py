@@ -15,13 +15,13 @@ from pipeline.clean import CleanConfig, clean_batch  # noqa: E402
 def main(argv=None):
     parser = cli.stage_parser("Ingest raw documents and apply the clean rules.",
                               multi_input=True)
-    parser.add_argument("--max-record-bytes", type=int, default=readers.DEFAULT_MAX_RECORD_BYTES,
+    parser.add_argument("--max-record-bytes", type=cli.positive_int, default=readers.DEFAULT_MAX_RECORD_BYTES,
                         help="quarantine records larger than this (default 16 MiB)")
     args = parser.parse_args(argv)
     cfg = cli.stage_settings(CleanConfig, args, "clean")
     # Every check a user can fail runs before Spark starts, so a mistake costs no start-up.
     readers.list_inputs(args.input)
-    stagedir.check_output(args.output, args.overwrite)
+    stagedir.check_output(args.output, args.overwrite, inputs=args.input)
 
     from pipeline import spark_stage
 

@@ -4,11 +4,13 @@
                                 [--languages en,de] [--set dedup.threshold=0.7]
 
 Each stage writes its own folder ``DIR/<stage>`` in the stage layout and reads the one before
-it; a stage whose folder is already complete is skipped on a rerun (and every stage after one
-that ran is rerun, since its input changed). ``DIR/final`` points at the last stage's folder and
+it; a stage whose folder is already complete is skipped on a rerun when its inputs and settings
+are the ones recorded in ``corpus.json`` (and every stage after one that ran is rerun, since its
+input changed). ``DIR/final`` points at the last stage's folder and
 ``DIR/corpus.json`` records the order, the folders and the settings.
 """
 import argparse
+import hashlib
 import importlib.util
 import json
 import os
@@ -59,6 +61,35 @@ def split_overrides(pairs: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def stage_request(inputs: list[str], settings: list[str], config_file: str | None,
+                  files: list | None) -> dict:
+    """What decides a stage's output: its inputs, its own flags, the config file's bytes and,
+    for the stage that reads raw files, each file's size and modification time. A complete
+    stage is skipped on a rerun only when this equals what its last run recorded."""
+    request = {"inputs": [os.path.abspath(p) for p in inputs], "settings": settings,
+               "config_sha256": None}
+    if config_file:
+        with open(config_file, "rb") as f:
+            request["config_sha256"] = hashlib.sha256(f.read()).hexdigest()
+    if files is not None:
+        listing = hashlib.sha256()
+        for f in files:
+            st = os.stat(f.path)
+            listing.update(f"{os.path.abspath(f.path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        request["input_files"] = len(files)
+        request["input_listing_sha256"] = listing.hexdigest()
+    return request
+
+
+def previous_requests(path: str) -> dict:
+    """The requests recorded by the last run, or none (every stage then reruns)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return dict(json.load(f).get("requests") or {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--input", nargs="+", required=True, metavar="PATH",
@@ -77,11 +108,13 @@ def main(argv=None):
     config = read_yaml(args.config) if args.config else {}
     order = stage_order(args.stages.split(",") if args.stages else config.get("stages"))
     overrides = split_overrides(args.overrides)
-    readers.list_inputs(args.input)  # a missing input fails before Spark starts
+    files, _ = readers.list_inputs(args.input)  # a missing input fails before Spark starts
     out = args.output
+    stagedir.check_disjoint(args.input, out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"output exists and is not a folder: {out}")
     os.makedirs(out, exist_ok=True)
+    recorded = previous_requests(os.path.join(out, "corpus.json"))
 
     from pipeline import spark_stage
 
@@ -90,48 +123,56 @@ def main(argv=None):
     previous = list(args.input)
     rerun = args.overwrite
     ran, skipped = [], []
-    folders = {}
+    folders, requests = {}, {}
+    summary = {}
     for stage in order:
         folder = os.path.join(out, stage)
         folders[stage] = stage  # relative to OUT, so the folder can be moved
-        if stagedir.is_complete(folder) and not rerun:
-            print(f"[corpus] {stage}: complete, skipped ({folder})", flush=True)
-            skipped.append(stage)
-            previous = [folder]
-            continue
-        stage_argv = ["--input", *previous, "--output", folder, "--overwrite"]
+        flags = [arg for pair in overrides.get(stage, []) for arg in ("--set", pair)]
+        if stage == "langfilter" and args.languages:
+            flags += ["--languages", args.languages]
+        stage_argv = ["--input", *previous, "--output", folder, "--overwrite", *flags]
         if args.config:
             stage_argv += ["--config", args.config]
-        for pair in overrides.get(stage, []):
-            stage_argv += ["--set", pair]
-        if stage == "langfilter" and args.languages:
-            stage_argv += ["--languages", args.languages]
-        print(f"[corpus] {stage}: {' '.join(previous)} → {folder}", flush=True)
-        load_stage_main(stage)(stage_argv)
-        ran.append(stage)
-        rerun = True  # every later stage reads what this one just wrote
+        requests[stage] = stage_request(previous, flags, args.config,
+                                        files if stage == order[0] else None)
+        if (stagedir.is_complete(folder) and not rerun
+                and recorded.get(stage) == requests[stage]):
+            print(f"[corpus] {stage}: complete with the same inputs and settings, skipped "
+                  f"({folder})", flush=True)
+            skipped.append(stage)
+        else:
+            if stagedir.is_complete(folder) and not rerun:
+                print(f"[corpus] {stage}: inputs or settings changed since it ran, rerun",
+                      flush=True)
+            print(f"[corpus] {stage}: {' '.join(previous)} → {folder}", flush=True)
+            load_stage_main(stage)(stage_argv)
+            ran.append(stage)
+            rerun = True  # every later stage reads what this one just wrote
         previous = [folder]
+        # Written after every stage, so a run that dies later still records what completed.
+        summary = {
+            "stages": order,
+            "folders": folders,
+            "final": order[-1],
+            "inputs": list(args.input),
+            "config_file": args.config,
+            "config": config,
+            "overrides": args.overrides,
+            "languages": args.languages,
+            "ran": ran,
+            "skipped": skipped,
+            "requests": requests,
+            "seconds": round(time.time() - started, 1),
+        }
+        stagedir.atomic_write_text(os.path.join(out, "corpus.json"),
+                                   json.dumps(summary, indent=2, default=str) + "\n")
 
     final = os.path.join(out, "final")
     if os.path.islink(final):
         os.unlink(final)
     if not os.path.exists(final):
         os.symlink(order[-1], final)
-    summary = {
-        "stages": order,
-        "folders": folders,
-        "final": order[-1],
-        "inputs": list(args.input),
-        "config_file": args.config,
-        "config": config,
-        "overrides": args.overrides,
-        "languages": args.languages,
-        "ran": ran,
-        "skipped": skipped,
-        "seconds": round(time.time() - started, 1),
-    }
-    stagedir.atomic_write_text(os.path.join(out, "corpus.json"),
-                               json.dumps(summary, indent=2, default=str) + "\n")
     print(f"[corpus] done in {summary['seconds']}s: {' → '.join(order)}; final: {final}")
 
 

@@ -109,7 +109,7 @@ def encode(spark, args):
         raise UsageError(f"--output must be a local or shared-filesystem path, got {args.output}")
     model_path, tok = read_tokenizer(args.tokenizer)
     stagedir.require_complete(args.input)
-    stagedir.prepare_output(args.output, args.overwrite)
+    stagedir.prepare_output(args.output, args.overwrite, inputs=[args.input, args.tokenizer])
     out = stagedir.local_path(args.output)
     parts_dir = out / PARTS
     parts_dir.mkdir()
@@ -204,7 +204,7 @@ def encode(spark, args):
         "versions": versions(),
     }
     stagedir.atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    stagedir.atomic_write_text(stagedir.success_path(out), "")
+    stagedir.write_success(out)
     return manifest
 
 
@@ -216,6 +216,7 @@ def main(argv=None):
 
         read_tokenizer(args.tokenizer)
         stagedir.require_complete(args.input)
+        stagedir.check_output(args.output, args.overwrite, inputs=[args.input, args.tokenizer])
         from pipeline.spark_stage import get_spark
 
         spark = get_spark(args.master, "encode")

@@ -29,6 +29,17 @@ def stage_parser(description: str, *, multi_input: bool = False) -> argparse.Arg
     return p
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for sizes and counts, where 0 or less would silently read nothing."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def stage_settings(cls: type, args: argparse.Namespace, section: str, **flags):
     """A stage's settings: its defaults, the ``--config`` file's ``section``, the stage's own
     flags that were given (None = not given), then ``--set`` pairs; the later wins."""
@@ -41,7 +52,7 @@ def check_stage_folders(args: argparse.Namespace) -> None:
     """The input is a complete stage folder and the output may be written. Called before
     Spark starts, as every check a user can fail is, so a mistake costs no start-up."""
     stagedir.require_complete(args.input)
-    stagedir.check_output(args.output, args.overwrite)
+    stagedir.check_output(args.output, args.overwrite, inputs=[args.input])
 
 
 def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:

@@ -242,7 +242,7 @@ def run(spark: SparkSession, input_dir: str, output_dir: str, cfg: DedupConfig, 
         overwrite: bool = False) -> dict[str, Any]:
     """Read a stage folder, deduplicate it, write the dedup stage folder; returns stats."""
     docs = spark_stage.read_stage(spark, input_dir)
-    stagedir.prepare_output(output_dir, overwrite)
+    stagedir.prepare_output(output_dir, overwrite, inputs=[input_dir])
     started = time.time()
     counts = docs.agg(F.count(F.lit(1)).alias("n"),
                       F.coalesce(F.sum(F.octet_length(TEXT)), F.lit(0)).alias("b")).first()

@@ -78,6 +78,9 @@ def ingest(spark: SparkSession, paths: list[str], *, max_record_bytes: int =
 
     The driver only lists file names; one file is one task, so the work spreads by file.
     """
+    if max_record_bytes <= 0:
+        raise UsageError(f"max_record_bytes must be positive, got {max_record_bytes}: "
+                         "every record would be quarantined")
     files, skipped = readers.list_inputs(paths)
     if not files:
         raise UsageError(f"no readable input files under: {' '.join(paths)}")
@@ -196,7 +199,7 @@ def map_stage(spark: SparkSession, df: DataFrame, batch_fn: BatchFn, out_dir: st
     once for ``docs_in`` and read again by the stage.
     """
     if not prepared:
-        stagedir.prepare_output(out_dir, overwrite)
+        stagedir.prepare_output(out_dir, overwrite, inputs=inputs or [])
     started = started or time.time()
     docs_in, bytes_in = _count_docs(df)
     schema = output_schema(df, add_fields)
@@ -218,7 +221,7 @@ def ingest_stage(spark: SparkSession, paths: list[str], batch_fn: BatchFn, out_d
     independently of what the stage then writes (an accumulator would double-count retried
     tasks); the spill is deleted before the folder is marked complete.
     """
-    stagedir.prepare_output(out_dir, overwrite)
+    stagedir.prepare_output(out_dir, overwrite, inputs=list(paths))
     started = time.time()
     raw, info = ingest(spark, paths, max_record_bytes=max_record_bytes)
     spill = os.path.join(out_dir, "_ingest")
@@ -250,7 +253,7 @@ def write_stage(spark: SparkSession, result: DataFrame, out_dir: str, *, stage: 
     the in = kept + rejected check catches a document lost anywhere on the way.
     """
     if not prepared:
-        stagedir.prepare_output(out_dir, overwrite)
+        stagedir.prepare_output(out_dir, overwrite, inputs=inputs or [])
     started = started or time.time()
     # Computed once, written twice: without the persist, both writes would rerun the stage.
     result = result.persist(StorageLevel.MEMORY_AND_DISK)

@@ -69,22 +69,88 @@ def require_complete(path: str | os.PathLike) -> None:
         raise UsageError(f"input stage folder is incomplete (no {SUCCESS}; rerun its stage): {path}")
 
 
-def check_output(out: str | os.PathLike, overwrite: bool) -> None:
-    """Refuse to replace a complete stage folder unless ``overwrite``: checked before any work."""
+# Files that prove a folder was written by this project, so replacing it destroys nothing
+# the user gave: a stage's stats.json, the tokenizer's tokenizer.json, the shards' manifest.json,
+# and the marker every run writes first (a killed run leaves only that).
+STARTED = "_STARTED"
+OWN_MARKERS = (STARTED, "stats.json", "tokenizer.json", "manifest.json")
+
+
+def _real(path: str | os.PathLike) -> Path:
+    return Path(os.path.realpath(local_path(path)))
+
+
+def input_roots(inputs: list[str]) -> list[Path]:
+    """The folders and files an input argument can read: a glob's matches, and for a
+    recursive glob its fixed root, since a rerun would match files written under it."""
+    import glob
+
+    roots: list[Path] = []
+    for arg in inputs:
+        text = os.fspath(local_path(arg))
+        if is_remote(arg):
+            continue
+        if glob.has_magic(text):
+            if "**" in text:
+                fixed = []
+                for part in text.split(os.sep):
+                    if glob.has_magic(part):
+                        break
+                    fixed.append(part)
+                roots.append(_real(os.sep.join(fixed) or "."))
+            roots.extend(_real(m) for m in glob.glob(text, recursive=True))
+        else:
+            roots.append(_real(text))
+    return roots
+
+
+def check_disjoint(inputs: list[str], out: str | os.PathLike) -> None:
+    """Refuse an output that is an input, holds one, or lies inside one.
+
+    Replacing the output deletes it, so an output holding an input destroys the user's data;
+    an output inside an input is read back as input by the next run.
+    """
+    if is_remote(out):
+        return
+    target = _real(out)
+    for root in input_roots(inputs):
+        if target == root or target in root.parents:
+            raise UsageError(f"--output {out} contains the input {root}: replacing it would "
+                             "delete the input; choose an output folder outside it")
+        if root in target.parents:
+            raise UsageError(f"--output {out} lies inside the input {root}: a rerun would read "
+                             "its own output; choose an output folder outside it")
+
+
+def is_own_folder(out: str | os.PathLike) -> bool:
+    """Empty, or written by this project (see ``OWN_MARKERS``)."""
+    p = local_path(out)
+    if not p.is_dir():
+        return False
+    return not any(p.iterdir()) or any((p / name).is_file() for name in OWN_MARKERS)
+
+
+def check_output(out: str | os.PathLike, overwrite: bool, *, inputs: list[str]) -> None:
+    """Refuse, before any work, an output that would destroy something: one that overlaps
+    the inputs, a folder this project did not write, or a complete one without ``overwrite``."""
+    check_disjoint(inputs, out)
     p = local_path(out)
     if p.exists() and not p.is_dir():
         raise UsageError(f"output exists and is not a folder: {out}")
+    if p.exists() and not is_own_folder(p):
+        raise UsageError(f"output {out} is a non-empty folder this project did not write "
+                         f"(no {' / '.join(OWN_MARKERS)}); refusing to replace it")
     if is_complete(p) and not overwrite:
         raise UsageError(f"output {out} is already complete; pass --overwrite to replace it")
 
 
-def prepare_output(out: str | os.PathLike, overwrite: bool) -> None:
-    """Make ``out`` ready to be written: refuse a complete folder unless ``overwrite``.
+def prepare_output(out: str | os.PathLike, overwrite: bool, *, inputs: list[str]) -> None:
+    """Make ``out`` ready to be written, after every check of ``check_output``.
 
-    A folder without ``_SUCCESS`` is the remains of a killed run and is always cleared, so a
-    rerun never mixes old part files with new ones.
+    A folder of ours without ``_SUCCESS`` is the remains of a killed run and is always
+    cleared, so a rerun never mixes old part files with new ones.
     """
-    check_output(out, overwrite)
+    check_output(out, overwrite, inputs=inputs)
     p = local_path(out)
     if p.exists():
         # Remove _SUCCESS first: if the removal is interrupted, what is left is incomplete.
@@ -93,6 +159,7 @@ def prepare_output(out: str | os.PathLike, overwrite: bool) -> None:
             marker.unlink()
         shutil.rmtree(p)
     p.mkdir(parents=True, exist_ok=True)
+    (p / STARTED).write_text("")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -142,4 +209,11 @@ def mark_complete(out: str | os.PathLike, stats: dict[str, Any]) -> None:
     """Check the counts, then write stats.json and, last, ``_SUCCESS``."""
     check_counts(stats)
     write_stats(out, stats)
+    write_success(out)
+
+
+def write_success(out: str | os.PathLike) -> None:
+    """``_SUCCESS``, once the folder's own record (stats.json, tokenizer.json, manifest.json)
+    is written: that record now proves the folder ours, so the start marker goes."""
+    local_path(out).joinpath(STARTED).unlink(missing_ok=True)
     atomic_write_text(success_path(out), "")

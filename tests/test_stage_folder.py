@@ -54,18 +54,18 @@ def test_config_sections(tmp_path):
 
 def test_prepare_output_refuses_complete_and_clears_partial(tmp_path):
     out = tmp_path / "stage"
-    stagedir.prepare_output(out, overwrite=False)
+    stagedir.prepare_output(out, overwrite=False, inputs=[])
     (out / "data").mkdir()
     (out / "data" / "part-0.parquet").write_text("partial")
-    stagedir.prepare_output(out, overwrite=False)  # incomplete: cleared
+    stagedir.prepare_output(out, overwrite=False, inputs=[])  # incomplete: cleared
     assert not (out / "data").exists()
     stats = {"stage": "x", "docs_in": 3, "docs_kept": 2, "docs_rejected": 1,
              "rejected_by_reason": {"quality:a": 1}}
     stagedir.mark_complete(out, stats)
     assert stagedir.is_complete(out)
     with pytest.raises(UsageError, match="already complete"):
-        stagedir.prepare_output(out, overwrite=False)
-    stagedir.prepare_output(out, overwrite=True)
+        stagedir.prepare_output(out, overwrite=False, inputs=[])
+    stagedir.prepare_output(out, overwrite=True, inputs=[])
     assert not stagedir.is_complete(out)
 
 

@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.pii import PLACEHOLDERS
-from pipeline.stagedir import atomic_write_text, data_dir, prepare_output, require_complete
+from pipeline.stagedir import (atomic_write_text, data_dir, prepare_output, require_complete,
+                               write_success)
 from tokenizer.encode import MAX_PIECE_BYTES, encode_documents, load_processor
 from tokenizer.errors import TokenizerError, exit_on_error
 from tokenizer.sample import (
@@ -149,7 +150,7 @@ def train(
         raise TokenizerError(f"--sample-bytes must be positive, got {settings.sample_bytes}")
     require_complete(input_dir)
     files = parquet_files(data_dir(input_dir))
-    prepare_output(output_dir, overwrite)
+    prepare_output(output_dir, overwrite, inputs=[str(input_dir)])
     started = time.perf_counter()
 
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
@@ -216,7 +217,7 @@ def train(
         "versions": {"sentencepiece": spm.__version__},
     }
     atomic_write_text(out / INFO, json.dumps(info, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    atomic_write_text(out / "_SUCCESS", "")
+    write_success(out)
     seconds = time.perf_counter() - started
     print(
         f"tokenizer: {info['vocab_size']} pieces ({settings.model_type}) from "
