@@ -249,9 +249,11 @@ def test_export_of_grouped_query_attention_and_an_untied_head(tmp_path):
     ours = GPT(config).eval()
     for p in ours.parameters():  # norm gains away from 1, so a swapped norm would show
         p.data.add_(0.05 * torch.randn_like(p))
-    save_model(tmp_path, ours.state_dict(), config)
-    write_json(tmp_path / "config.json", {"model": dataclasses.asdict(config), "data": {"tokenizer": None}})
-    hf = transformers.AutoModelForCausalLM.from_pretrained(to_hf(tmp_path, tmp_path / "hf")).eval()
+    run = tmp_path / "run"
+    run.mkdir()
+    save_model(run, ours.state_dict(), config)
+    write_json(run / "config.json", {"model": dataclasses.asdict(config), "data": {"tokenizer": None}})
+    hf = transformers.AutoModelForCausalLM.from_pretrained(to_hf(run, tmp_path / "hf")).eval()
     idx = torch.randint(0, 128, (3, 24), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         np.testing.assert_allclose(hf(idx).logits.numpy(), ours(idx)[0].numpy(), atol=1e-4, rtol=1e-4)

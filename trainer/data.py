@@ -134,7 +134,8 @@ class ShardDataset:
         self.dtype = DTYPE_NAMES.get(dtype_name)
         if self.dtype is not None and vocab > np.iinfo(self.dtype).max + 1:
             raise TrainerError(f"{path}: vocab_size {vocab} does not fit dtype {dtype_name}")
-        self.tokenizer_path = self._tokenizer(tok)
+        # the sha256 goes into the run's config.json, so trainer.export ships this very file
+        self.tokenizer_path, self.tokenizer_sha256 = self._tokenizer(tok)
         self.train = self._split("train")
         if self.train is None or self.train.tokens == 0:
             raise TrainerError(f"{path} lists no train tokens")
@@ -142,9 +143,10 @@ class ShardDataset:
         if self.val is not None and self.val.tokens == 0:
             self.val = None  # jobs/encode.py writes an empty val shard when no document fell in val
 
-    def _tokenizer(self, tok: dict) -> Path | None:
+    def _tokenizer(self, tok: dict) -> tuple[Path | None, str | None]:
         """The SentencePiece model the shards were encoded with, when it is on this machine
-        (a GPU box may have only the shards). A file that is there but differs is an error:
+        (a GPU box may have only the shards), and its sha256 (the manifest's when the file is
+        not here). A file that is there but differs is an error:
         samples decoded with another vocabulary read as fluent garbage."""
         names = [tok.get("path"), tok.get("file")] if tok else [self.manifest.get("tokenizer")]
         candidates = []
@@ -153,9 +155,10 @@ class ShardDataset:
             if tok.get("dir"):
                 candidates.append(Path(tok["dir"]) / name)
         found = next((p for p in candidates if p.is_file()), None)
-        if found is not None and tok.get("sha256") and file_sha256(found) != tok["sha256"]:
+        digest = file_sha256(found) if found is not None else tok.get("sha256")
+        if found is not None and tok.get("sha256") and digest != tok["sha256"]:
             raise TrainerError(f"tokenizer {found} does not match the manifest's sha256 {tok['sha256'][:12]}...")
-        return found
+        return found, digest
 
     def _inside(self, name: object) -> Path:
         """A shard named by the manifest, which must be a plain file name in this folder: a

@@ -7,10 +7,15 @@ model.safetensors, and the run's SentencePiece tokenizer as LlamaTokenizer files
 architecture is Llama's (rotary positions in the same half-split layout, RMSNorm, SwiGLU, no
 biases), so this is a renaming of tensors and a split of the fused q/k/v and gate/up matmuls:
 the exported model computes the same logits. Needs only torch and safetensors, not transformers.
+
+Nothing is written when DIR overlaps the run (is it, lies inside it, or holds it), or when the
+tokenizer file's sha256 is not the one the run trained with (recorded in the run's config.json):
+a tokenizer replaced since would ship a vocabulary the weights never saw, and the model would
+read as fluent garbage.
 """
 
+import hashlib
 import json
-import shutil
 from pathlib import Path
 
 from safetensors.torch import save_file
@@ -42,18 +47,44 @@ def llama_tensors(model) -> dict:
     return {k: v.contiguous().clone() for k, v in tensors.items()}
 
 
-def special_tokens(tokenizer: Path | None) -> dict:
+def special_tokens(tokenizer: bytes | None) -> dict:
     """Ids and pieces of <unk>, <s>, </s>, <pad> as the SentencePiece model defines them."""
     if tokenizer is None:
         return {"bos": (1, "<s>"), "eos": (2, "</s>"), "unk": (0, "<unk>"), "pad": (None, None)}
     import sentencepiece as spm
-    sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
+    sp = spm.SentencePieceProcessor(model_proto=tokenizer)
     ids = {"bos": sp.bos_id(), "eos": sp.eos_id(), "unk": sp.unk_id(), "pad": sp.pad_id()}
     return {k: (i, sp.id_to_piece(i)) if i >= 0 else (None, None) for k, i in ids.items()}
 
 
+def check_apart(out: Path, dest: Path):
+    """DIR must not be the run, inside it or above it: export writes config.json and
+    model.safetensors, the names of the run's own files."""
+    run, target = out.resolve(), dest.resolve()
+    if run == target or run in target.parents or target in run.parents:
+        raise TrainerError(f"the export folder {dest} and the run {out} overlap; choose a folder outside the run")
+
+
+def trained_tokenizer(out: Path, data: dict) -> bytes | None:
+    """The bytes of the tokenizer the run trained with, checked against the sha256 it recorded;
+    None when the file is not on this machine."""
+    path = data.get("tokenizer")
+    if not path or not Path(path).is_file():
+        return None
+    tokenizer = Path(path).read_bytes()  # read once: what is checked is what is copied
+    recorded = data.get("tokenizer_sha256")
+    if recorded is None:
+        print(f"note: {out}/config.json records no tokenizer sha256 (a run from before it did); "
+              f"{path} is copied unverified")
+    elif hashlib.sha256(tokenizer).hexdigest() != recorded:
+        raise TrainerError(f"tokenizer {path} is not the one {out} was trained with (sha256 "
+                           f"{hashlib.sha256(tokenizer).hexdigest()[:12]}..., recorded {recorded[:12]}...)")
+    return tokenizer
+
+
 def to_hf(out, dest) -> Path:
     out, dest = Path(out), Path(dest)
+    check_apart(out, dest)
     model = load_model(out)
     cfg = model.config
     if cfg.arch != "llama":
@@ -61,8 +92,7 @@ def to_hf(out, dest) -> Path:
     if cfg.qk_norm:
         raise TrainerError(f"{out} was trained with qk_norm=true, which the Llama architecture does not have")
     saved = json.loads((out / "config.json").read_text())
-    tokenizer = saved.get("data", {}).get("tokenizer")
-    tokenizer = Path(tokenizer) if tokenizer and Path(tokenizer).is_file() else None
+    tokenizer = trained_tokenizer(out, saved.get("data", {}))
     special = special_tokens(tokenizer)
     dest.mkdir(parents=True, exist_ok=True)
     save_file(llama_tensors(model), str(dest / "model.safetensors"), metadata={"format": "pt"})
@@ -85,7 +115,7 @@ def to_hf(out, dest) -> Path:
     if tokenizer is None:
         print(f"note: the run's tokenizer is not on this machine; {dest} has the model only")
         return dest
-    shutil.copyfile(tokenizer, dest / "tokenizer.model")
+    (dest / "tokenizer.model").write_bytes(tokenizer)
     tokens = {f"{k}_token": piece for k, (_, piece) in special.items() if piece is not None}
     (dest / "special_tokens_map.json").write_text(json.dumps(tokens, indent=2) + "\n")
     (dest / "tokenizer_config.json").write_text(json.dumps({

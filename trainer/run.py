@@ -21,6 +21,7 @@ from trainer import parallel
 from trainer.checkpoint import (
     list_checkpoints,
     load_latest_checkpoint,
+    resumable_checkpoint,
     rng_state,
     save_checkpoint,
     save_model,
@@ -175,7 +176,8 @@ def _train(data_dir, out: Path, cfg: TrainConfig, ckpt: dict | None, runtime) ->
         write_json(out / "config.json", {
             "train": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_config),
             "data": {"folder": str(Path(data_dir).resolve()), "vocab_size": data.vocab_size,
-                     "tokenizer": str(data.tokenizer_path) if data.tokenizer_path else None,
+                     "tokenizer": str(data.tokenizer_path.resolve()) if data.tokenizer_path else None,
+                     "tokenizer_sha256": data.tokenizer_sha256,  # trainer.export ships only this file
                      "train_tokens": data.train.tokens, "val_tokens": data.val.tokens if data.val else 0},
             "processes": runtime.world_size, "grad_accum": grad_accum, "tokens_per_step": tokens_per_step,
             "params": model.num_params(non_embedding=False), "flops_per_token": model.flops_per_token(seq_len),
@@ -225,7 +227,7 @@ def _train(data_dir, out: Path, cfg: TrainConfig, ckpt: dict | None, runtime) ->
         window = window_rows(pending, time.perf_counter() - window_start, tokens_per_step, flops_per_token,
                              peak, runtime)
         pending = []
-        stop_if_diverged(window, log, last_good)
+        stop_if_diverged(window, log, out, last_good)
         if do_eval:
             window[-1]["val_loss"], window[-1]["val_bpb"] = evaluate(
                 wrapped, model, data, seq_len, cfg, runtime, autocast)
@@ -237,7 +239,7 @@ def _train(data_dir, out: Path, cfg: TrainConfig, ckpt: dict | None, runtime) ->
         if do_ckpt:
             if not weights_finite(model, runtime):
                 log.close()
-                raise TrainingStopped(f"the weights are not finite after step {step}; {_stopped(last_good)}")
+                raise TrainingStopped(f"the weights are not finite after step {step}; {_stopped(out, last_good)}")
             last_good = checkpoint(out, step, model, optimizer, sampler, cfg, model_config, runtime)
         window_start = time.perf_counter()  # evaluation and saving are not training throughput
     log.close()
@@ -271,12 +273,15 @@ def window_rows(pending, elapsed, tokens_per_step, flops_per_token, peak, runtim
             for (step, lr, _, _), loss, norm in zip(pending, losses, norms)]
 
 
-def _stopped(last_good) -> str:
-    return (f"stopped without saving. The last good checkpoint is {last_good or 'none (no checkpoint yet)'}: "
+def _stopped(out: Path, last_good: str | None) -> str:
+    """The advice names the checkpoint --resume would load, checked again now: the file saved or
+    loaded last may have been damaged on disk since."""
+    good = resumable_checkpoint(out) if last_good is not None else None
+    return (f"stopped without saving. The last good checkpoint is {good or 'none (no checkpoint yet)'}: "
             f"--resume from it with a lower lr")
 
 
-def stop_if_diverged(window: list[dict], log: MetricsLog, last_good: str | None):
+def stop_if_diverged(window: list[dict], log: MetricsLog, out: Path, last_good: str | None):
     """A NaN or infinite loss or gradient norm ends the run before anything is saved, keeping
     the rows before it, so the last checkpoint is one taken before the divergence."""
     for i, row in enumerate(window):
@@ -286,7 +291,7 @@ def stop_if_diverged(window: list[dict], log: MetricsLog, last_good: str | None)
                     log.write(good)
                 log.close()
                 name = "loss" if key == "loss" else "gradient norm"
-                raise TrainingStopped(f"{name} is {row[key]} at step {row['step']}; {_stopped(last_good)}")
+                raise TrainingStopped(f"{name} is {row[key]} at step {row['step']}; {_stopped(out, last_good)}")
 
 
 def weights_finite(model, runtime) -> bool:
@@ -333,7 +338,9 @@ def main(argv=None):
     if args.resume:
         ckpt = load_latest_checkpoint(args.out)
         if ckpt is None:
-            raise TrainerError(f"--resume: no checkpoint in {Path(args.out) / 'ckpt'}")
+            found = len(list_checkpoints(args.out))
+            raise TrainerError(f"--resume: no checkpoint in {Path(args.out) / 'ckpt'}"
+                               + (f" verifies and loads (all {found} skipped, above)" if found else ""))
         # the saved settings are the base, so `--resume` alone continues the same run; stop_at and
         # fsdp belonged to the job that stopped (the next one may run on other hardware)
         known = {f.name for f in dataclasses.fields(TrainConfig)} - {"stop_at", "fsdp"}
