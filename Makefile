@@ -77,7 +77,7 @@ DEMO_TRAIN  ?= preset=tiny max_steps=$(DEMO_STEPS) batch_size=8 seq_len=256 eval
 
 demo: setup
 	@if [ -z "$(DEMO_INPUT)" ] && [ ! -f $(DEMO_OUT)/raw/_demo_corpus.json ]; then \
-		$(PY) -m pipeline.demo_corpus --output $(DEMO_OUT)/raw --overwrite; fi
+		$(PY) -m tools.demo_corpus --output $(DEMO_OUT)/raw --overwrite; fi
 	$(MAKE) --no-print-directory corpus INPUT="$(or $(DEMO_INPUT),$(DEMO_OUT)/raw)" \
 		OUT=$(DEMO_OUT)/corpus LANGS=$(DEMO_LANGS) \
 		CORPUS_CONFIG=configs/demo.yaml VOCAB=$(VOCAB)

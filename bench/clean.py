@@ -40,8 +40,13 @@ from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from bench import clean_baseline  # noqa: E402
-from pipeline.clean import (  # noqa: E402
-    RULE_SETTINGS, CleanConfig, clean_document, normalize_text, single_rule_config)
+from pipeline.clean.rules import (  # noqa: E402
+    RULE_SETTINGS,
+    CleanConfig,
+    clean_document,
+    normalize_text,
+    single_rule_config,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -50,7 +55,7 @@ SPEED_TARGET = 30.0  # x datatrove's chain, docs/s and MB/s per core (issue 2)
 AGREEMENT_TARGET = 98.0  # % of documents, rules that do not differ on purpose
 INF = float("inf")
 
-# Rules whose definition differs from datatrove's on purpose (pipeline/clean.py docstring).
+# Rules whose definition differs from datatrove's on purpose (pipeline/clean/rules.py docstring).
 ON_PURPOSE = {
     "gopher_alpha_words": "datatrove's words are spaCy tokens: every comma and full stop is a "
                           "word without a letter",
@@ -128,7 +133,11 @@ class Datatrove:
     def __init__(self):
         from datatrove.data import Document
         from datatrove.pipeline.filters import (
-            C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter)
+            C4QualityFilter,
+            FineWebQualityFilter,
+            GopherQualityFilter,
+            GopherRepetitionFilter,
+        )
 
         self.Document = Document
         self.chain = [GopherRepetitionFilter(), GopherQualityFilter(),

@@ -2,7 +2,7 @@
 the text again, n-grams as joined strings in a Counter, ftfy on every document.
 
 Two uses in ``bench.clean``: the baseline of "ratio to a plain-Python loop of the same rules",
-and a check of ``pipeline.clean``: its shared splits, numpy counts, hashed n-grams and skipped
+and a check of ``pipeline.clean.rules``: its shared splits, numpy counts, hashed n-grams and skipped
 ftfy calls must reach the same verdict, reason and text on every document.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import Counter
 
 import ftfy
 
-from pipeline.clean import (
+from pipeline.clean.rules import (
     _BULLETS,
     _C4_END_PUNCT,
     _CITATION_RE,

@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.proctree import process_tree  # noqa: E402
-from pipeline import dedup as D  # noqa: E402
-from pipeline import stagedir  # noqa: E402
+from pipeline.dedup import minhash as D  # noqa: E402
+from pipeline.stage import stagedir  # noqa: E402
 
 DATA = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"))
 RESULTS = REPO / "bench" / "results" / "dedup.json"
@@ -133,10 +133,10 @@ def pair_metrics(ids: list[str], cluster: dict[str, str], removed: dict[str, str
 
 
 def run_ours(spark, src: str, out: str, threshold: float, **extra) -> tuple[dict, dict, dict]:
-    from pipeline import spark_dedup
+    from pipeline.dedup.stage import STAGE as DEDUP
 
     started = time.time()
-    stats = spark_dedup.run(spark, src, out, D.DedupConfig(threshold=threshold, **extra),
+    stats = DEDUP.run(spark, [src], out, D.DedupConfig(threshold=threshold, **extra),
                             overwrite=True)
     stats["wall"] = time.time() - started
     cols = ["id", "dup_cluster", "duplicate_of", "reason"]
@@ -154,9 +154,13 @@ def datatrove_run(args: tuple) -> dict:
     import logging
 
     from datatrove.data import Document
-    from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupBuckets,
-                                                  MinhashDedupCluster, MinhashDedupFilter,
-                                                  MinhashDedupSignature)
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
     from loguru import logger
 
     logger.remove()
@@ -452,7 +456,7 @@ def main() -> None:
     rows += bench_boilerplate_k(books)
     workdir = Path(tempfile.mkdtemp(prefix="bench-dedup-"))
     try:
-        from pipeline.spark_stage import get_spark
+        from pipeline.spark.session import get_spark
 
         spark = get_spark("local[2]", "bench-dedup")
         spark.conf.set("spark.sql.shuffle.partitions", "8")

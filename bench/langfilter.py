@@ -13,7 +13,7 @@ CPU time of a single-threaded loop is docs/s per core. Ours is timed end to end 
 (text out of Arrow, sampling, prediction, reasons, the output batch); the baseline only runs
 fastText's ``predict`` on texts folded beforehand. Best of ``--repeats`` for both.
 
-A second pair compares the model alone: our compiled ``lid.176`` (``pipeline/lid176.py``) and
+A second pair compares the model alone: our compiled ``lid.176`` (``pipeline/langfilter/lid176.py``) and
 fastText's batch ``predict`` on the same samples (``sample_text`` of every page, made
 beforehand), with how often the two agree on the label (they should always).
 """
@@ -29,14 +29,21 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.langid import LangFilterConfig, langid_batch, lid, lid_code, model, sample_text
+from pipeline.langfilter.langid import (
+    LangFilterConfig,
+    langid_batch,
+    lid,
+    lid_code,
+    model,
+    sample_text,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"))
 DATA = SHARED / "multilingual" / "manpages_l10n.jsonl"
 RESULTS = REPO / "bench" / "results" / "langfilter.json"
 
-BATCH = 2000  # Spark's arrow batch size in pipeline/spark_stage.py
+BATCH = 2000  # Spark's arrow batch size in pipeline/spark/runner.py
 MIN_SCORE = LangFilterConfig.min_score
 
 

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.pii import CARD, EMAIL, IBAN, IP, KINDS, PHONE, find_pii
+from pipeline.screen.pii import CARD, EMAIL, IP, KINDS, PHONE, find_pii
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -40,11 +40,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.proctree import process_tree
-from pipeline import readers
+from pipeline.ingest import readers
+from pipeline.stage.contract import STAGES
 
 DATA = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"))
 RESULTS = REPO / "bench" / "results" / "scaling.json"
-STAGES = ["clean", "langfilter", "dedup", "bias_screen"]
 CORES = 2
 PIECE_LINES = 80  # ~5 KB of a book per document
 WEB_SHARE, NEAR_SHARE = 0.10, 0.05

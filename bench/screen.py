@@ -2,12 +2,12 @@
 
     python -m bench.screen [--limit N]
 
-Held-out data only (the ``test`` split of pipeline/toxicity.py, by a hash of the id, never
+Held-out data only (the ``test`` split of tools/train_toxicity.py, by a hash of the id, never
 trained on and not used to choose the threshold): tweets labelled hate / offensive / neither,
 forum sentences labelled hate / noHate, offensive fortunes, 40% of the benign Wikipedia
 sentences about people by group (``benign_identity_wikipedia.jsonl``), and windows of
 held-out public-domain books. Every text goes through the real screen
-(``pipeline.screen.screen_documents`` with the default policy): ``tagged`` is the ``toxic``
+(``pipeline.screen.policy.screen_documents`` with the default policy): ``tagged`` is the ``toxic``
 flag, ``dropped`` a non-null reason.
 
 The baseline is the offensive lexicon alone, used the way C4 used its list: tagged = any
@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 
 # The report's own rule: a group is flagged when its rate is significantly above this x overall.
-from pipeline.bias_report import WARN_RATIO as DISPARITY
-from pipeline.bias_report import excess_p
+from pipeline.screen.bias_report import WARN_RATIO as DISPARITY
+from pipeline.screen.bias_report import excess_p
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -53,7 +53,7 @@ def row(name, figure, unit, baseline, target, met, ratio=None):
 
 
 def screen_all(texts: list[str], screener) -> tuple[list[dict], float]:
-    from pipeline.screen import screen_documents
+    from pipeline.screen.policy import screen_documents
 
     out = []
     start = time.process_time()
@@ -97,13 +97,14 @@ def main(argv=None) -> int:
         RESULTS.write_text(json.dumps({"skipped": f"{tox_dir} not found", "rows": []}) + "\n")
         return 0
 
-    from pipeline import toxicity
-    from pipeline.bias_report import json_safe
-    from pipeline.lexicons import identity_lexicon, words
-    from pipeline.screen import Screener, load_policy
+    from core.files import json_ready
+    from pipeline.screen import toxicity
+    from pipeline.screen.lexicons import identity_lexicon, words
+    from pipeline.screen.policy import Screener, load_policy
+    from tools import train_toxicity
 
     books = SHARED / "books"
-    examples = toxicity.load_examples(tox_dir, books if books.is_dir() else None)
+    examples = train_toxicity.load_examples(tox_dir, books if books.is_dir() else None)
     test = [e for e in examples if e.split == "test"][: args.limit]
     screener = Screener.build(load_policy())
     results, cpu = screen_all([e.text for e in test], screener)
@@ -220,7 +221,7 @@ def main(argv=None) -> int:
         print(f"  {k:52s} n={g['n']:5d} tagged {g['tagged']:3d} ({g['tagged_share']:.2%}) "
               f"dropped {g['dropped']:2d} | lexicon {lg['tagged']:4d} ({lg['tagged_share']:.2%})")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(json_safe({
+    RESULTS.write_text(json.dumps(json_ready({
         "bench": "screen", "data": str(tox_dir), "texts": len(test), "chars": chars,
         "cpu_seconds": round(cpu, 3),
         "model": {"threshold": screener.tag_threshold,

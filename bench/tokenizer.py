@@ -36,8 +36,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tokenizer.encode import doc_unit, encode_documents, encode_partition, load_processor, split_pieces
-from tokenizer.shards import token_dtype
+from core.shards import token_dtype
+from tokenizer.encode import (
+    doc_unit,
+    encode_documents,
+    encode_partition,
+    load_processor,
+    split_pieces,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"

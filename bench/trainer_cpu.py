@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from trainer.config import load_config
-from trainer.data import write_dataset
+from trainer.fixtures import write_dataset
 from trainer.model import PRESETS
 from trainer.run import train
 

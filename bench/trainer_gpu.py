@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from bench.trainer_cpu import write_results
-from trainer.data import write_dataset
+from trainer.fixtures import write_dataset
 
 NANOGPT_TOKENS_PER_S = {"H200": 499_000, "H100": 480_000}  # batch 32, bf16, compiled
 TARGET = 1.3

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.trainer_cpu import RESULTS, write_results
 from trainer.config import load_config
-from trainer.data import encode_texts
+from trainer.fixtures import encode_texts
 from trainer.run import train
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ SHARED_DATA = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def spark():
     """A local[2] session shared by every test: starting one costs ~10 s."""
-    from pipeline.spark_stage import get_spark
+    from pipeline.spark.session import get_spark
 
     os.environ.setdefault("SPARK_PROGRESS", "false")  # progress bars garble pytest's output
     session = get_spark("local[2]", "tests")

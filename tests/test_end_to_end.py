@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import load_job
-from pipeline import stagedir
+
+from pipeline.stage import stagedir
 
 SENTENCES = [
     "The river rose during the night and covered the lower fields with brown water.",
@@ -94,8 +94,8 @@ def _texts(folder: str) -> list[str]:
 
 @pytest.mark.slow
 def test_make_corpus_end_to_end(spark, tmp_path):
+    from core.shards import read_manifest
     from tokenizer.decode import iter_documents
-    from tokenizer.shards import read_manifest
     from tokenizer.train import main as train_tokenizer
 
     raw = _mixed_input(tmp_path / "raw")

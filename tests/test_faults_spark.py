@@ -29,13 +29,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import stagedir
+from pipeline.stage import stagedir
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 JOBS = REPO / "jobs"
-STAGES = ["clean", "langfilter", "dedup", "bias_screen"]
+from pipeline.stage.contract import STAGES  # noqa: E402
 
 EN = [
     "the", "a", "of", "and", "to", "in", "is", "was", "that", "it", "for", "on", "with", "as", "by",
@@ -233,7 +233,7 @@ def test_a_driver_killed_mid_write_leaves_an_incomplete_folder_that_a_rerun_comp
                                                                                       tmp_path, capsys):
     from conftest import load_job
 
-    from pipeline import cli
+    from core.errors import run_command
 
     out = tmp_path / "langfilter"
     args = ["--input", str(reference / "clean"), "--output", str(out)]
@@ -247,7 +247,7 @@ def test_a_driver_killed_mid_write_leaves_an_incomplete_folder_that_a_rerun_comp
 
     # the next stage refuses it: one line, exit 2, before Spark starts
     with pytest.raises(SystemExit) as refused:
-        cli.run(load_job("dedup"), ["--input", str(out), "--output", str(tmp_path / "dedup")])
+        run_command(load_job("dedup"), ["--input", str(out), "--output", str(tmp_path / "dedup")])
     assert refused.value.code == 2 and "incomplete" in capsys.readouterr().err
 
     # a plain rerun (no --overwrite) clears what the killed one left and completes

@@ -8,7 +8,7 @@ Where settings become paths:
 - tokenizer.train, jobs/encode.py, jobs/bias_screen.py: fixed file names inside --output. The
   bias-screen policy's `url_blocklist` and `toxicity_model` are files the user chooses to *read*
   (nothing is written from them), and the model is read with allow_pickle=False.
-- pipeline/demo_corpus.py: names from the file system become output names, one safe component.
+- tools/demo_corpus.py: names from the file system become output names, one safe component.
 - manifest.json / tokenizer.json name files inside their own folder: those names come with data
   that may come from somewhere else, so they must stay inside it.
 """
@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.demo_corpus import _safe_part
+from core.errors import run_command
+from tools.demo_corpus import _safe_part
 from trainer.config import TrainConfig
-from trainer.data import write_dataset
-from trainer.errors import run_command
+from trainer.fixtures import write_dataset
 from trainer.run import main as train_main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -254,10 +254,9 @@ def test_the_trainer_writes_only_under_out(shards, tmp_path, monkeypatch):
 def corpus_job(tmp_path, capsys, *args) -> tuple[int, str]:
     from conftest import load_job
 
-    from pipeline import cli
     argv = ["--input", str(tmp_path / "raw.jsonl"), "--output", str(tmp_path / "deep" / "out"), *args]
     with pytest.raises(SystemExit) as done:
-        cli.run(load_job("corpus"), argv)
+        run_command(load_job("corpus"), argv)
     return done.value.code, capsys.readouterr().err
 
 
@@ -303,18 +302,18 @@ def shards_naming_an_outside_shard(tmp_path) -> tuple[Path, dict]:
 
 
 def test_trainer_refuses_a_manifest_shard_outside_its_folder(tmp_path):
+    from core.errors import UsageError
     from trainer.data import ShardDataset
-    from trainer.errors import TrainerError
     folder, _ = shards_naming_an_outside_shard(tmp_path)
-    with pytest.raises(TrainerError):
+    with pytest.raises(UsageError):
         ShardDataset(folder)
 
 
 def test_tokenizer_decode_refuses_a_manifest_shard_outside_its_folder(tmp_path):
+    from core.errors import UsageError
     from tokenizer.decode import check_shards
-    from tokenizer.errors import TokenizerError
     folder, manifest = shards_naming_an_outside_shard(tmp_path)
-    with pytest.raises(TokenizerError):
+    with pytest.raises(UsageError):
         check_shards(folder, manifest)
 
 
@@ -322,15 +321,16 @@ def test_tokenizer_decode_refuses_a_manifest_shard_outside_its_folder(tmp_path):
 def test_tokenizer_refuses_a_model_name_outside_its_folder(tmp_path, reader):
     import json
 
-    from tokenizer.errors import TokenizerError
-    from tokenizer.shards import check_tokenizer, file_sha256
+    from core.errors import UsageError
+    from core.files import file_sha256
+    from core.shards import check_tokenizer
     from tokenizer.train import read_tokenizer
     secret = tmp_path / "secret.model"
     secret.write_bytes(b"not yours")
     folder = tmp_path / "tok"
     folder.mkdir()
     entry = {"file": "../secret.model", "sha256": file_sha256(secret)}
-    with pytest.raises(TokenizerError):
+    with pytest.raises(UsageError):
         if reader == "check_tokenizer":
             check_tokenizer({"tokenizer": entry}, folder)
         else:

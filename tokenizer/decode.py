@@ -15,9 +15,15 @@ from typing import Iterator
 
 import numpy as np
 
+from core.errors import UsageError, exit_code
+from core.shards import (
+    check_tokenizer,
+    file_in,
+    iter_tokens,
+    read_header,
+    read_manifest,
+)
 from tokenizer.encode import load_processor
-from tokenizer.errors import TokenizerError, exit_on_error
-from tokenizer.shards import check_tokenizer, file_in, iter_tokens, read_header, read_manifest
 
 
 def check_shards(folder: str | Path, manifest: dict) -> None:
@@ -27,12 +33,12 @@ def check_shards(folder: str | Path, manifest: dict) -> None:
         for name in info["shards"]:
             count, dtype = read_header(file_in(folder, name))
             if dtype.name != manifest["dtype"]:
-                raise TokenizerError(
+                raise UsageError(
                     f"{name} holds {dtype.name} tokens, the manifest says {manifest['dtype']}"
                 )
             total += count
         if total != info["tokens"]:
-            raise TokenizerError(f"{split}: manifest says {info['tokens']} tokens, shards hold {total}")
+            raise UsageError(f"{split}: manifest says {info['tokens']} tokens, shards hold {total}")
 
 
 def iter_document_tokens(folder: str | Path, manifest: dict, split: str) -> Iterator[np.ndarray]:
@@ -44,7 +50,7 @@ def iter_document_tokens(folder: str | Path, manifest: dict, split: str) -> Iter
             tokens = chunk if carry is None else np.concatenate([carry, chunk])
             starts = np.flatnonzero(tokens == bos)
             if carry is None and (not starts.size or starts[0] != 0):
-                raise TokenizerError(f"{name}: tokens before the first BOS")
+                raise UsageError(f"{name}: tokens before the first BOS")
             for s, e in zip(starts[:-1], starts[1:]):
                 yield tokens[s + 1 : e]
             carry = tokens[starts[-1] :] if starts.size else tokens
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
             print(f"--- {args.split} document {i} ({len(text.encode())} bytes)\n{text}")
 
-    return exit_on_error(show)
+    return exit_code(show)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from tokenizer.shards import ShardFile
+from core.shards import ShardFile
 
 # Pieces of at most this many characters: at most 4 UTF-8 bytes each, so every piece fits
 # SentencePiece's max_sentence_length (set to MAX_PIECE_BYTES when training) and none is

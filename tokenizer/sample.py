@@ -26,8 +26,8 @@ from typing import Iterator
 
 import numpy as np
 
+from core.errors import UsageError
 from tokenizer.encode import doc_unit, split_pieces, text_column
-from tokenizer.errors import TokenizerError
 
 BUCKETS = 1 << 16
 PROBE_BYTES = 4 << 20
@@ -49,7 +49,7 @@ class Survey:
 def parquet_files(data_dir: str | Path) -> list[Path]:
     files = sorted(Path(data_dir).glob("*.parquet"))
     if not files:
-        raise TokenizerError(f"empty corpus: no Parquet files in {data_dir}")
+        raise UsageError(f"empty corpus: no Parquet files in {data_dir}")
     return files
 
 
@@ -61,7 +61,7 @@ def _batches(files: list[Path], progress=None):
         pf = pq.ParquetFile(path)
         names = pf.schema_arrow.names
         if "id" not in names or "text" not in names:
-            raise TokenizerError(f"{path} has no id/text columns (columns: {', '.join(names)})")
+            raise UsageError(f"{path} has no id/text columns (columns: {', '.join(names)})")
         columns = ["id", "text"] + (["lang"] if "lang" in names else [])
         # 256 rows: a row may be a whole book, and a batch is held in memory at once
         for batch in pf.iter_batches(batch_size=256, columns=columns):

@@ -22,11 +22,17 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipeline.pii import PLACEHOLDERS
-from pipeline.stagedir import (atomic_write_text, data_dir, prepare_output, require_complete,
-                               write_success)
+from core.errors import UsageError, exit_code
+from core.files import atomic_write_bytes, atomic_write_text, file_sha256
+from core.shards import file_in
+from pipeline.screen.pii import PLACEHOLDERS
+from pipeline.stage.stagedir import (
+    data_dir,
+    prepare_output,
+    require_complete,
+    write_success,
+)
 from tokenizer.encode import MAX_PIECE_BYTES, encode_documents, load_processor
-from tokenizer.errors import TokenizerError, exit_on_error
 from tokenizer.sample import (
     SampleCount,
     choose_buckets,
@@ -37,7 +43,6 @@ from tokenizer.sample import (
     stream_sample,
     survey,
 )
-from tokenizer.shards import file_in, file_sha256
 
 MODEL, VOCAB, INFO = "tokenizer.model", "tokenizer.vocab", "tokenizer.json"
 
@@ -91,26 +96,26 @@ def _coverage(setting: str, scripts: list[str]) -> float:
         try:
             value = float(setting)
         except ValueError:
-            raise TokenizerError(
+            raise UsageError(
                 f"--character-coverage must be 'auto' or a number, got {setting!r}"
             ) from None
         if not 0 < value <= 1:
-            raise TokenizerError(f"--character-coverage must be in (0, 1], got {value}")
+            raise UsageError(f"--character-coverage must be in (0, 1], got {value}")
         return value
     return 1.0 if len(scripts) <= 1 else 0.9995
 
 
-def _sentencepiece_error(e: RuntimeError, vocab_size: int) -> TokenizerError:
+def _sentencepiece_error(e: RuntimeError, vocab_size: int) -> UsageError:
     """SentencePiece's C++ check message as one line a user can act on."""
     text = str(e)
     m = re.search(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)", text)
     if m:
-        return TokenizerError(
+        return UsageError(
             f"--vocab-size {vocab_size} is larger than the sample supports (at most {m.group(2)}); "
             "lower it, or give a larger corpus or --sample-bytes"
         )
     detail = re.sub(r"^\S+: \S+\(\d+\) \[[^\]]*\] ?", "", text.splitlines()[0] if text else "")
-    return TokenizerError(f"SentencePiece training failed: {detail or text}")
+    return UsageError(f"SentencePiece training failed: {detail or text}")
 
 
 def _check_newline(sp) -> None:
@@ -120,12 +125,6 @@ def _check_newline(sp) -> None:
     newline = sp.encode("\n")
     if sp.unk_id() in ids or len(newline) != 1 or sp.unk_id() in newline or sp.decode(ids) != probe:
         raise RuntimeError("trained tokenizer does not round-trip newlines and whitespace")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def peak_rss_mb() -> float:
@@ -145,9 +144,9 @@ def train(
     from tqdm import tqdm
 
     if settings.model_type not in ("bpe", "unigram"):
-        raise TokenizerError(f"--model-type must be bpe or unigram, got {settings.model_type!r}")
+        raise UsageError(f"--model-type must be bpe or unigram, got {settings.model_type!r}")
     if settings.sample_bytes <= 0:
-        raise TokenizerError(f"--sample-bytes must be positive, got {settings.sample_bytes}")
+        raise UsageError(f"--sample-bytes must be positive, got {settings.sample_bytes}")
     require_complete(input_dir)
     files = parquet_files(data_dir(input_dir))
     prepare_output(output_dir, overwrite, inputs=[str(input_dir)])
@@ -160,7 +159,7 @@ def train(
     surveyed = time.perf_counter()
     corpus_bytes = surv.lang_bytes()
     if sum(corpus_bytes.values()) == 0:
-        raise TokenizerError(f"empty corpus: no text in {input_dir}")
+        raise UsageError(f"empty corpus: no text in {input_dir}")
     scripts = script_shares([t for _, t in surv.probe])
     coverage = _coverage(settings.character_coverage, main_scripts(scripts))
     quotas = lang_quotas(corpus_bytes, settings.sample_bytes, settings.lang_alpha)
@@ -179,14 +178,14 @@ def train(
             )
         except RuntimeError as e:
             if sum(count.bytes.values()) == 0:
-                raise TokenizerError(
+                raise UsageError(
                     f"empty corpus: the sample of {input_dir} holds no text (--sample-bytes too small?)"
                 ) from None
             raise _sentencepiece_error(e, settings.vocab_size) from None
-    write_atomic(out / MODEL, model.getvalue())
+    atomic_write_bytes(out / MODEL, model.getvalue())
     sp = load_processor(model.getvalue())
     vocab = "".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i):g}\n" for i in range(sp.get_piece_size()))
-    write_atomic(out / VOCAB, vocab.encode())
+    atomic_write_bytes(out / VOCAB, vocab.encode())
     _check_newline(sp)
     info = {
         "model": MODEL,
@@ -234,15 +233,15 @@ def read_tokenizer(folder: str | Path) -> tuple[Path, dict]:
     folder = Path(folder)
     info_path = folder / INFO
     if not info_path.is_file():
-        raise TokenizerError(f"not a tokenizer folder (no {INFO}): {folder}")
+        raise UsageError(f"not a tokenizer folder (no {INFO}): {folder}")
     with open(info_path, encoding="utf-8") as f:
         info = json.load(f)
     model = file_in(folder, info.get("model", MODEL))
     if not model.is_file():
-        raise TokenizerError(f"tokenizer model missing: {model}")
+        raise UsageError(f"tokenizer model missing: {model}")
     sha = file_sha256(model)
     if sha != info.get("sha256"):
-        raise TokenizerError(
+        raise UsageError(
             f"tokenizer folder does not match: {model} has sha256 {sha[:12]}…, "
             f"{info_path} records {str(info.get('sha256'))[:12]}…"
         )
@@ -280,8 +279,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.errors import UsageError
-
     args = parse_args(argv)
     settings = TrainSettings(
         vocab_size=args.vocab_size,
@@ -292,9 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         lang_alpha=args.lang_alpha,
         num_threads=args.num_threads,
     )
-    return exit_on_error(
-        lambda: train(args.input, args.output, settings, args.overwrite, args.verbose), UsageError
-    )
+    return exit_code(lambda: train(args.input, args.output, settings, args.overwrite, args.verbose))
 
 
 if __name__ == "__main__":

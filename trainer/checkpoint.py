@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from trainer.data import file_sha256
-from trainer.errors import TrainerError
+from core.errors import UsageError
+from core.files import atomic_write_text, file_sha256
 from trainer.model import GPT, GPTConfig
 
 CKPT_DIR = "ckpt"
@@ -61,13 +61,6 @@ def checksum_path(path) -> Path:
     return path.with_name(f"{path.name}.sha256")
 
 
-def _write_synced(path: Path, data: bytes):
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def save_checkpoint(out, step: int, state: dict, keep: int) -> Path:
     folder = Path(out) / CKPT_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -83,9 +76,7 @@ def save_checkpoint(out, step: int, state: dict, keep: int) -> Path:
         f.flush()
         os.fsync(f.fileno())
     # the checksum first, so the checkpoint's name never appears without it
-    checksum, checksum_tmp = checksum_path(path), folder / f".{path.name}.sha256.tmp"
-    _write_synced(checksum_tmp, f"{file_sha256(tmp)}  {path.name}\n".encode())
-    os.replace(checksum_tmp, checksum)
+    atomic_write_text(checksum_path(path), f"{file_sha256(tmp)}  {path.name}\n")
     os.replace(tmp, path)
     _fsync_dir(folder)
     for _, old in list_checkpoints(out)[:-keep]:
@@ -176,10 +167,7 @@ def save_model(out, model_state: dict, config: GPTConfig):
 
 
 def write_json(path, obj):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def load_model(out) -> GPT:
@@ -189,13 +177,13 @@ def load_model(out) -> GPT:
         saved = json.loads((out / "config.json").read_text())
         config = GPTConfig(**saved["model"])
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise TrainerError(f"{out} has no readable config.json from trainer.run ({e})") from None
+        raise UsageError(f"{out} has no readable config.json from trainer.run ({e})") from None
     if not (out / "model.safetensors").is_file():
-        raise TrainerError(f"{out} has no model.safetensors (the run has not finished)")
+        raise UsageError(f"{out} has no model.safetensors (the run has not finished)")
     model = GPT(config)
     tensors = load_file(str(out / "model.safetensors"))
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     if unexpected or set(missing) - ({"lm_head.weight"} if config.tie_embeddings else set()):
-        raise TrainerError(f"{out}/model.safetensors does not fit config.json "
+        raise UsageError(f"{out}/model.safetensors does not fit config.json "
                            f"(missing {missing}, unexpected {unexpected})")
     return model.eval()

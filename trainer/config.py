@@ -11,7 +11,7 @@ import types
 import typing
 from dataclasses import dataclass
 
-from trainer.errors import TrainerError
+from core.errors import UsageError
 from trainer.model import PRESETS, GPTConfig
 
 # peak learning rates by size: narrow models take higher rates (GPT-3's table 2.1 lowers the rate
@@ -83,7 +83,7 @@ class TrainConfig:
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         if self.preset not in PRESETS:
-            raise TrainerError(f"unknown preset {self.preset!r} (known: {', '.join(PRESETS)})")
+            raise UsageError(f"unknown preset {self.preset!r} (known: {', '.join(PRESETS)})")
         shape = dict(PRESETS[self.preset])
         shape.update({k: getattr(self, k) for k in MODEL_KEYS if getattr(self, k) is not None})
         if self.seq_len is not None:
@@ -91,7 +91,7 @@ class TrainConfig:
         try:
             return GPTConfig(vocab_size=vocab_size, **shape)
         except ValueError as e:
-            raise TrainerError(str(e)) from None
+            raise UsageError(str(e)) from None
 
     def peak_lr(self) -> float:
         return self.lr if self.lr is not None else PRESET_LR.get(self.preset, 6e-4)
@@ -99,23 +99,23 @@ class TrainConfig:
     def check(self):
         """Values that are wrong whatever the data: caught before anything is loaded."""
         if self.preset not in PRESETS:
-            raise TrainerError(f"unknown preset {self.preset!r} (known: {', '.join(PRESETS)})")
+            raise UsageError(f"unknown preset {self.preset!r} (known: {', '.join(PRESETS)})")
         choices = {"schedule": ("cosine", "wsd"), "device": ("auto", "cpu", "cuda"),
                    "dtype": ("auto", "float32", "bfloat16"),
                    "compile_mode": ("default", "max-autotune", "max-autotune-no-cudagraphs", "reduce-overhead"),
                    "attention": ("auto", "flash", "cudnn", "efficient", "math")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
-                raise TrainerError(f"{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}")
+                raise UsageError(f"{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}")
         for key in ("max_steps", "batch_size", "grad_accum", "eval_iters", "keep_ckpts", "log_every"):
             if getattr(self, key) < 1:
-                raise TrainerError(f"{key} must be at least 1, not {getattr(self, key)}")
+                raise UsageError(f"{key} must be at least 1, not {getattr(self, key)}")
         for key in ("eval_every", "ckpt_every", "global_batch_tokens", "threads", "num_samples", "grad_clip",
                     "weight_decay", "warmup_steps"):
             if getattr(self, key) < 0:
-                raise TrainerError(f"{key} must not be negative, not {getattr(self, key)}")
+                raise UsageError(f"{key} must not be negative, not {getattr(self, key)}")
         if self.stop_at is not None and not 0 < self.stop_at <= self.max_steps:
-            raise TrainerError(f"stop_at must be between 1 and max_steps ({self.max_steps}), not {self.stop_at}")
+            raise UsageError(f"stop_at must be between 1 and max_steps ({self.max_steps}), not {self.stop_at}")
 
 
 def _parse_value(key: str, text: str, annotation) -> object:
@@ -131,13 +131,13 @@ def _parse_value(key: str, text: str, annotation) -> object:
             return True
         if text.lower() in ("false", "no", "off", "0"):
             return False
-        raise TrainerError(f"{key} must be true or false, not {text!r}")
+        raise UsageError(f"{key} must be true or false, not {text!r}")
     try:
         if kind is int and not text.lstrip("-").isdigit() and float(text).is_integer():
             return int(float(text))  # 1e6 steps
         return kind(text)
     except ValueError:
-        raise TrainerError(f"{key} must be {kind.__name__}, not {text!r}") from None
+        raise UsageError(f"{key} must be {kind.__name__}, not {text!r}") from None
 
 
 def _read_file(path: str) -> dict[str, str]:
@@ -145,14 +145,14 @@ def _read_file(path: str) -> dict[str, str]:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as e:
-        raise TrainerError(f"cannot read config {path}: {e.strerror}") from None
+        raise UsageError(f"cannot read config {path}: {e.strerror}") from None
     if path.endswith(".json"):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise TrainerError(f"config {path} is not valid JSON: {e}") from None
+            raise UsageError(f"config {path} is not valid JSON: {e}") from None
         if not isinstance(data, dict):
-            raise TrainerError(f"config {path} must hold one JSON object")
+            raise UsageError(f"config {path} must hold one JSON object")
         return {k: json.dumps(v) if isinstance(v, bool) else ("" if v is None else str(v)) for k, v in data.items()}
     pairs = {}
     for n, line in enumerate(text.splitlines(), 1):
@@ -161,7 +161,7 @@ def _read_file(path: str) -> dict[str, str]:
             continue
         key, sep, value = line.partition(":")
         if not sep or not key.strip() or " " in key.strip():
-            raise TrainerError(f"config {path} line {n}: expected 'key: value', got {line!r}")
+            raise UsageError(f"config {path} line {n}: expected 'key: value', got {line!r}")
         pairs[key.strip()] = value
     return pairs
 
@@ -173,12 +173,12 @@ def load_config(path: str | None, overrides: list[str], base: TrainConfig | None
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
-            raise TrainerError(f"expected key=value, got {item!r}")
+            raise UsageError(f"expected key=value, got {item!r}")
         pairs[key.strip()] = value
     values = {}
     for key, value in pairs.items():
         if key not in types_:
-            raise TrainerError(f"unknown setting {key!r} (known: {', '.join(types_)})")
+            raise UsageError(f"unknown setting {key!r} (known: {', '.join(types_)})")
         values[key] = _parse_value(key, value, types_[key])
     cfg = dataclasses.replace(base or TrainConfig(), **values)
     cfg.check()

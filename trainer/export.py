@@ -20,8 +20,8 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
+from core.errors import ArgumentParser, UsageError, run_command
 from trainer.checkpoint import load_model
-from trainer.errors import ArgumentParser, TrainerError, run_command
 
 
 def llama_tensors(model) -> dict:
@@ -62,7 +62,7 @@ def check_apart(out: Path, dest: Path):
     model.safetensors, the names of the run's own files."""
     run, target = out.resolve(), dest.resolve()
     if run == target or run in target.parents or target in run.parents:
-        raise TrainerError(f"the export folder {dest} and the run {out} overlap; choose a folder outside the run")
+        raise UsageError(f"the export folder {dest} and the run {out} overlap; choose a folder outside the run")
 
 
 def trained_tokenizer(out: Path, data: dict) -> bytes | None:
@@ -77,7 +77,7 @@ def trained_tokenizer(out: Path, data: dict) -> bytes | None:
         print(f"note: {out}/config.json records no tokenizer sha256 (a run from before it did); "
               f"{path} is copied unverified")
     elif hashlib.sha256(tokenizer).hexdigest() != recorded:
-        raise TrainerError(f"tokenizer {path} is not the one {out} was trained with (sha256 "
+        raise UsageError(f"tokenizer {path} is not the one {out} was trained with (sha256 "
                            f"{hashlib.sha256(tokenizer).hexdigest()[:12]}..., recorded {recorded[:12]}...)")
     return tokenizer
 
@@ -88,9 +88,9 @@ def to_hf(out, dest) -> Path:
     model = load_model(out)
     cfg = model.config
     if cfg.arch != "llama":
-        raise TrainerError(f"{out} was trained with arch={cfg.arch}; only arch=llama is a Llama model")
+        raise UsageError(f"{out} was trained with arch={cfg.arch}; only arch=llama is a Llama model")
     if cfg.qk_norm:
-        raise TrainerError(f"{out} was trained with qk_norm=true, which the Llama architecture does not have")
+        raise UsageError(f"{out} was trained with qk_norm=true, which the Llama architecture does not have")
     saved = json.loads((out / "config.json").read_text())
     tokenizer = trained_tokenizer(out, saved.get("data", {}))
     special = special_tokens(tokenizer)

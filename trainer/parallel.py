@@ -20,7 +20,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from trainer.errors import TrainerError
+from core.errors import UsageError
 
 
 @dataclass
@@ -40,7 +40,7 @@ def init_runtime(device: str) -> Runtime:
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     rank, local_rank = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
     if device == "cuda" and not torch.cuda.is_available():
-        raise TrainerError("device=cuda but torch sees no CUDA device")
+        raise UsageError("device=cuda but torch sees no CUDA device")
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
         dev = torch.device("cuda", local_rank)
@@ -84,7 +84,10 @@ def parallelize(model, runtime: Runtime, fsdp: bool, compile: bool, param_dtype=
         try:
             from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
         except ImportError:  # torch < 2.6 kept FSDP2 under a private name
-            from torch.distributed._composable.fsdp import MixedPrecisionPolicy, fully_shard
+            from torch.distributed._composable.fsdp import (
+                MixedPrecisionPolicy,
+                fully_shard,
+            )
         # compute in param_dtype, reduce gradients in float32 (torchtitan's default policy)
         mp = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32 if param_dtype else None)
         # one unit per block: its weights are gathered just before it runs and freed after

@@ -8,7 +8,7 @@ matplotlib is imported here only, so training never needs it.
 import json
 from pathlib import Path
 
-from trainer.errors import ArgumentParser, TrainerError, run_command
+from core.errors import ArgumentParser, UsageError, run_command
 
 
 def read_metrics(out) -> list[dict]:
@@ -16,7 +16,7 @@ def read_metrics(out) -> list[dict]:
     try:
         lines = path.read_text().splitlines()
     except OSError as e:
-        raise TrainerError(f"cannot read {path}: {e.strerror}") from None
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
     rows = []
     for line in lines:
         try:
@@ -24,7 +24,7 @@ def read_metrics(out) -> list[dict]:
         except ValueError:  # a killed run's last line
             continue
     if not rows:
-        raise TrainerError(f"{path} has no steps yet")
+        raise UsageError(f"{path} has no steps yet")
     return rows
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch.nn.utils import clip_grad_norm_
 
+from core.errors import ArgumentParser, TrainingStopped, UsageError, run_command
 from trainer import parallel
 from trainer.checkpoint import (
     list_checkpoints,
@@ -30,7 +31,6 @@ from trainer.checkpoint import (
 )
 from trainer.config import TrainConfig, load_config
 from trainer.data import ShardDataset, WindowSampler, bits_per_byte, val_batches
-from trainer.errors import ArgumentParser, TrainerError, TrainingStopped, run_command
 from trainer.metrics import MetricsLog, peak_flops, progress_line
 from trainer.model import GPT
 
@@ -126,14 +126,14 @@ def _train(data_dir, out: Path, cfg: TrainConfig, ckpt: dict | None, runtime) ->
     model_config = cfg.model_config(vocab_size=64 * math.ceil(data.vocab_size / 64))
     seq_len = model_config.block_size
     if ckpt is not None and ckpt["model_config"] != dataclasses.asdict(model_config):
-        raise TrainerError(f"the model settings differ from the checkpoint's {ckpt['path']}; "
+        raise UsageError(f"the model settings differ from the checkpoint's {ckpt['path']}; "
                            f"a resumed run keeps its shape")
 
     grad_accum = cfg.grad_accum
     if cfg.global_batch_tokens:
         micro_tokens = cfg.batch_size * seq_len * runtime.world_size
         if cfg.global_batch_tokens % micro_tokens:
-            raise TrainerError(
+            raise UsageError(
                 f"global_batch_tokens={cfg.global_batch_tokens} does not divide into micro-batches of "
                 f"batch_size*seq_len*processes = {cfg.batch_size}*{seq_len}*{runtime.world_size} = {micro_tokens}")
         grad_accum = cfg.global_batch_tokens // micro_tokens
@@ -339,19 +339,19 @@ def main(argv=None):
         ckpt = load_latest_checkpoint(args.out)
         if ckpt is None:
             found = len(list_checkpoints(args.out))
-            raise TrainerError(f"--resume: no checkpoint in {Path(args.out) / 'ckpt'}"
+            raise UsageError(f"--resume: no checkpoint in {Path(args.out) / 'ckpt'}"
                                + (f" verifies and loads (all {found} skipped, above)" if found else ""))
         # the saved settings are the base, so `--resume` alone continues the same run; stop_at and
         # fsdp belonged to the job that stopped (the next one may run on other hardware)
         known = {f.name for f in dataclasses.fields(TrainConfig)} - {"stop_at", "fsdp"}
         base = TrainConfig(**{k: v for k, v in ckpt["config"].items() if k in known})
     elif list_checkpoints(args.out):
-        raise TrainerError(f"{args.out} already holds checkpoints: add --resume to continue, or choose another --out")
+        raise UsageError(f"{args.out} already holds checkpoints: add --resume to continue, or choose another --out")
     cfg = load_config(args.config, args.settings, base)
     if args.fsdp:
         cfg = dataclasses.replace(cfg, fsdp=True)
     if ckpt is not None and ckpt["step"] >= (cfg.stop_at or cfg.max_steps) and ckpt["step"] < cfg.max_steps:
-        raise TrainerError(f"the checkpoint is at step {ckpt['step']}, past stop_at={cfg.stop_at}")
+        raise UsageError(f"the checkpoint is at step {ckpt['step']}, past stop_at={cfg.stop_at}")
     train(args.data, args.out, cfg, ckpt)
 
 
