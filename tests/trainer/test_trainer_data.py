@@ -8,13 +8,8 @@ import pytest
 import torch
 
 from core.errors import UsageError
-from trainer.data import (
-    ShardDataset,
-    WindowSampler,
-    bits_per_byte,
-    val_batches,
-    write_dataset,
-)
+from trainer.data import ShardDataset, WindowSampler, bits_per_byte, val_batches
+from trainer.fixtures import write_dataset
 
 
 def dataset(tmp_path, train=5000, val=600, vocab=500, **kw):
