@@ -62,6 +62,59 @@ def screen_all(texts: list[str], screener) -> tuple[list[dict], float]:
     return out, time.process_time() - start
 
 
+def family_rows(before, after, rows: list[dict]) -> dict:
+    """Per family of our own test statements (bench/screen_statements.py, ``test`` split) and
+    of the shared ToxiGen statements (their held-out split): tagged and dropped, before (the
+    classifier alone) and after (with the attack detector)."""
+    from bench.screen_statements import lexicon_slurs, statements
+    from tools.train_toxicity import split_of
+
+    sets = {"own": statements("test", lexicon_slurs())}
+    toxigen = SHARED / "toxicity" / "toxigen_statements_labelled.jsonl"
+    if toxigen.is_file():
+        recs = [json.loads(line) for line in toxigen.read_text(encoding="utf-8").splitlines()]
+        sets["toxigen"] = [{"text": r["text"], "label": "hate" if r["label"] == "hate" else
+                            "benign", "family": f"toxigen {r['label']}", "group": r["group"]}
+                           for r in recs if split_of(r["id"], "default") == "test"]
+    out = {}
+    for name, items in sets.items():
+        texts = [x["text"] for x in items]
+        res = {"before": screen_all(texts, before)[0], "after": screen_all(texts, after)[0]}
+        fams: dict[str, dict] = {}
+        for i, x in enumerate(items):
+            f = fams.setdefault(f"{x['label']}: {x['family']}", {"n": 0})
+            f["n"] += 1
+            for when, rs in res.items():
+                f[f"tagged_{when}"] = f.get(f"tagged_{when}", 0) + ("toxic" in rs[i]["flags"])
+                f[f"dropped_{when}"] = f.get(f"dropped_{when}", 0) + (rs[i]["reason"] is not None)
+        for f in fams.values():
+            for k in [k for k in f if k != "n"]:
+                f[k] = f[k] / f["n"]
+        hate = [i for i, x in enumerate(items) if x["label"] == "hate"]
+        benign_named = [i for i, x in enumerate(items) if x["label"] == "benign" and x["group"]]
+        for when, rs in res.items():
+            t_hate = sum("toxic" in rs[i]["flags"] for i in hate) / max(len(hate), 1)
+            t_ben = sum("toxic" in rs[i]["flags"] for i in benign_named) / max(len(benign_named), 1)
+            fams[f"ALL hateful ({when})"] = {"n": len(hate), "tagged": t_hate}
+            fams[f"ALL non-hateful naming a group ({when})"] = {"n": len(benign_named),
+                                                               "tagged": t_ben}
+            met = t_hate >= 0.5 and (t_ben == 0 or t_hate / t_ben >= 2)
+            rows.append(row(f"{name} statements ({when}): hateful tagged (n={len(hate)})", t_hate,
+                            "fraction", t_ben, ">= 0.5 and >= 2x", met if when == "after" else True,
+                            t_hate / t_ben if t_ben else None))
+        for fam, f in sorted(fams.items()):
+            if fam.startswith("hate: "):
+                rows.append(row(f"{name}: {fam} tagged (n={f['n']})", f["tagged_after"],
+                                "fraction", f["tagged_before"], ">= 0.25",
+                                f["tagged_after"] >= 0.25))
+            elif fam.startswith("benign: "):
+                rows.append(row(f"{name}: {fam} dropped (n={f['n']})", f["dropped_after"],
+                                "fraction", f["dropped_before"], "<= 0.01",
+                                f["dropped_after"] <= 0.01))
+        out[name] = fams
+    return out
+
+
 def group_table(keys: list[str], tagged: list[bool], dropped: list[bool]) -> dict:
     """Per group: n, tagged, dropped, their shares, ratios to the overall shares, p-values."""
     n_all = len(keys)
@@ -107,6 +160,10 @@ def main(argv=None) -> int:
     examples = train_toxicity.load_examples(tox_dir, books if books.is_dir() else None)
     test = [e for e in examples if e.split == "test"][: args.limit]
     screener = Screener.build(load_policy())
+    before = Screener.build(load_policy(None, {"detect_attacks": "false"}))
+    # Speed before and after, same texts, same run: the classifier-only screen as it was, then
+    # the screen with the attack detector.
+    _, cpu_before = screen_all([e.text for e in test], before)
     results, cpu = screen_all([e.text for e in test], screener)
     tagged = ["toxic" in r["flags"] for r in results]
     dropped = [r["reason"] is not None for r in results]
@@ -208,8 +265,10 @@ def main(argv=None) -> int:
         rows.append(row("held-out book windows: share tagged", prose["tagged"], "fraction",
                         prose["lexicon"], "reported", True))
     chars = sum(len(e.text) for e in test)
-    rows.append(row("screen throughput (PII + lexicons + identity + classifier)",
-                    len(test) / cpu, "docs/s per core", None, "reported", True))
+    rows.append(row("screen throughput (PII + lexicons + identity + classifier + attacks)",
+                    len(test) / cpu, "docs/s per core", len(test) / cpu_before, ">= 0.8x",
+                    cpu_before / cpu >= 0.8))
+    statements = family_rows(before, screener, rows)
 
     print(f"{'name':86s} {'figure':>9s} {'baseline':>9s} {'ratio':>7s} {'target':>8s}  met")
     for r in rows:
@@ -233,6 +292,7 @@ def main(argv=None) -> int:
         "benign_identity_by_domain": {"classifier_screen": cls_domains,
                                       "lexicon_alone": lex_domains},
         "benign_identity_score_probe": {**probe, "significant": sig_probe},
+        "statements_by_family": statements,
         "rows": rows}), indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(REPO)}")
     return 0

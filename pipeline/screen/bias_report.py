@@ -260,6 +260,16 @@ def render_html(report: dict) -> str:
               r["disparity_ratio"], r["p_value"], r["toxic_rate"], r["toxic_ratio"], r["review"],
               "yes" if r["warn"] else ("too few" if r["too_few"] else "")]
              for r in idn[level]], warn_col=10))
+    if idn.get("signals_by_group"):
+        parts.append("<h2>Signals by identity group</h2><p>Documents naming each group, and "
+                     "how many of them are tagged hate, insult or profanity, hate aimed at the "
+                     "group itself (targeted), sent to review and removed. Profanity never "
+                     "removes a document.</p>" + _table(
+                         ["group", "documents", "hate", "targeted", "insult", "profanity",
+                          "review", "removed"],
+                         [[r["key"], r["docs"], r["hate"], r["targeted"], r["insult"],
+                           r["profanity"], r["review"], r["removed"]]
+                          for r in idn["signals_by_group"]]))
     parts.append("<h2>Pronouns</h2>" + _table(
         ["pronoun", "documents", "mentions", "removed"],
         [[p["key"], p["docs"], p["mentions"], p["removed"]] for p in idn["pronouns"]]))

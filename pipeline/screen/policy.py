@@ -1,26 +1,36 @@
-"""The bias screen: toxicity, PII and identity signals per document, and the policy's verdict.
+"""The bias screen: hate, insult, profanity, PII and identity signals per document, and the
+policy's verdict.
 
 Signals are tags; only the policy drops, and by default it drops three things: PII overload
-(more than 5 spans, Dolma's rule), URLs on a blocklist the user gives, and toxicity far above
-the tagging threshold. Word lists never drop by default. C4's bad-word filter removed 42% of
+(more than 5 spans, Dolma's rule), URLs on a blocklist the user gives, and hate far above the
+tagging threshold. Word lists never drop by default. C4's bad-word filter removed 42% of
 African-American English documents against 6% of white-aligned English (Dodge et al., 2021),
 and most of the text about sexual orientation it removed was harmless: a list cannot tell a
-slur from a mention. So a document flagged only by word lists that also names an identity
-group is tagged ``review``, counted in the bias report, and kept whatever the policy says about
-word lists (unless ``protect_identity`` is turned off on purpose).
+slur from a mention. So the screen separates what a list can see (``profanity``: rude words,
+any target, never a reason to drop) from what needs a target: ``insult`` (aimed at a person)
+and ``hate`` (an attack on people for who they are), read by ``attacks`` from the group named
+and what is said of it, combined with the classifier. An attack that is negated, reported and
+rejected (counter-speech) or a slur used of oneself (reclaimed) is never dropped; a document
+flagged only by word lists that names a group, and the uncertain middle of the hate score, are
+tagged ``review``.
 
 Columns added (all computed on the PII-masked text, which replaces ``text``):
 
-* ``toxicity`` float: the classifier's highest P(toxic) over the document's paragraph pieces
-  (lines, cut to 64 words); 0 for a document without words.
+* ``toxicity`` float: the larger of ``hate`` and ``insult`` (SPEC's meaning, kept for readers).
+* ``hate``, ``insult`` floats: the classifier's highest P(toxic) over the document's paragraph
+  pieces, raised where the detector finds an attack (1 - (1-rule)(1-classifier)), capped below
+  the tag threshold where it finds the attack neutralised; ``hate_target`` the identity group
+  attacked ("axis/group"), null when none is known.
+* ``profanity`` float: 1 - 0.5^n for n profane or sexual word-list matches.
+* ``toxic_share`` float: share of the classifier's pieces at or above the tag threshold.
 * ``tox_lexicon`` map category → count of offensive-lexicon matches (sexual, slur, profanity,
   violence; only categories found), ``tox_lexicon_density`` float: matches per word.
 * ``pii_count`` int, ``pii`` map kind → count (pipeline.screen.pii's kinds).
 * ``identity_terms`` map axis → count, ``identity_groups`` map "axis/group" → count,
   ``pronouns`` map he/she/they → count (only those found).
-* ``flags`` array: ``toxic`` (toxicity ≥ the tag threshold), ``lexicon:<category>``,
-  ``review`` (lexicon-only and names a group), ``pii``, ``url:blocklist``.
-* ``reason``: null, ``url:blocklist``, ``pii:too_many``, ``toxicity:high``, or
+* ``flags`` array: ``toxic`` (hate or insult ≥ the tag threshold), ``profanity``,
+  ``lexicon:<category>``, ``review``, ``pii``, ``url:blocklist``.
+* ``reason``: null, ``url:blocklist``, ``pii:too_many``, ``hate:high``, or
   ``lexicon:<category>`` when a policy chooses to drop by word lists.
 """
 from __future__ import annotations
@@ -38,6 +48,7 @@ from pipeline.screen.lexicons import (
     offensive_lexicon,
     words,
 )
+from pipeline.screen.attacks import detector
 from pipeline.screen.pii import mask_pii
 from pipeline.screen.toxicity import MODEL_PATH, load_model
 from pipeline.stage.config import load_config
@@ -46,6 +57,7 @@ from pipeline.stage.schema import REASON, TEXT, URL, stage_batch
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.yaml"
 
 TOXICITY, TOX_LEXICON, TOX_DENSITY = "toxicity", "tox_lexicon", "tox_lexicon_density"
+HATE, INSULT, PROFANITY, HATE_TARGET = "hate", "insult", "profanity", "hate_target"
 TOXIC_SHARE = "toxic_share"
 PII_COUNT, PII = "pii_count", "pii"
 IDENTITY_TERMS, IDENTITY_GROUPS, PRONOUNS = "identity_terms", "identity_groups", "pronouns"
@@ -54,6 +66,10 @@ FLAGS = "flags"
 _COUNTS = pa.map_(pa.string(), pa.int32())
 ADDED_FIELDS = [
     pa.field(TOXICITY, pa.float32()),
+    pa.field(HATE, pa.float32()),
+    pa.field(INSULT, pa.float32()),
+    pa.field(PROFANITY, pa.float32()),
+    pa.field(HATE_TARGET, pa.string()),
     pa.field(TOXIC_SHARE, pa.float32()),
     pa.field(TOX_LEXICON, _COUNTS),
     pa.field(TOX_DENSITY, pa.float32()),
@@ -65,9 +81,14 @@ ADDED_FIELDS = [
     pa.field(FLAGS, pa.list_(pa.string())),
 ]
 
-TOXIC, REVIEW, PII_FLAG = "toxic", "review", "pii"
-R_URL, R_PII, R_TOXIC = "url:blocklist", "pii:too_many", "toxicity:high"
-
+TOXIC, REVIEW, PII_FLAG, PROFANITY_FLAG = "toxic", "review", "pii", "profanity"
+R_URL, R_PII, R_TOXIC = "url:blocklist", "pii:too_many", "hate:high"
+# A hate score where the detector found the attack reported, rejected or reclaimed: the
+# classifier's score, but never above this (below the tag threshold: such text goes to review).
+NEUTRALISED_CAP = 0.5
+# A rule's attack tags a document of up to this many words even when the classifier's share
+# of toxic pieces is small: one attack in a post is the post's point, not one window of a book.
+RULE_MAX_WORDS = 1000
 
 @dataclass
 class ScreenPolicy:
@@ -81,7 +102,7 @@ class ScreenPolicy:
     url_blocklist: str | None = None
     # The `toxic` tag threshold; null = the one chosen on held-out data, saved beside the model.
     toxicity_tag_threshold: float | None = None
-    # Drop (toxicity:high) at or above this: far above the tag threshold (0.72, odds 13x
+    # Drop (hate:high) a hate score at or above this: far above the tag threshold (0.72, odds 13x
     # higher), so that only text the classifier is near-certain about goes: on held-out data,
     # no benign sentence about a group, no window of a held-out book, 2 of 2,000 benign tweets
     # and forum sentences, and a sixth to a third of the hateful and offensive tweets.
@@ -100,6 +121,9 @@ class ScreenPolicy:
     protect_identity: bool = True
     # Toxicity model (.npz with its .json beside it); null = the shipped one.
     toxicity_model: str | None = None
+    # Read who is attacked and how (pipeline/screen/attacks.py); off: the classifier alone, as
+    # the screen was before (the benchmark's baseline).
+    detect_attacks: bool = True
     # The policy file these settings were read over (--policy); null: the default one. Set
     # by load_policy, recorded in the bias report with its sha256.
     policy_file: str | None = None
@@ -200,6 +224,11 @@ class Signals:
 
     toxicity: float = 0.0
     toxic_share: float = 1.0  # share of pieces at or above the tag threshold
+    hate: float = 0.0
+    insult: float = 0.0
+    hate_target: str | None = None
+    attack_rule: bool = False  # the detector found an attack (not only the classifier)
+    neutralised: bool = False  # the detector found it reported, rejected or reclaimed
     lexicon: dict[str, int] = field(default_factory=dict)
     word_count: int = 0
     pii: dict[str, int] = field(default_factory=dict)
@@ -235,16 +264,22 @@ def decide(sig: Signals, policy: ScreenPolicy,
     """Flags and the rejection reason (None = kept) for one document's signals.
 
     The order of the reasons is the order of certainty: a blocked domain and PII overload are
-    facts about the document; a toxicity score is a model's opinion; a word list is weakest.
+    facts about the document; a hate score is an opinion; a word list is weakest. Only hate
+    drops: never profanity, an insult, a reclaimed slur or counter-speech.
     """
     flags = []
-    toxic = sig.toxicity >= tag_threshold and sig.toxic_share >= policy.toxic_min_share
+    enough = sig.toxic_share >= policy.toxic_min_share or (
+        sig.attack_rule and sig.word_count <= RULE_MAX_WORDS)
+    toxic = sig.toxicity >= tag_threshold and enough
     if toxic:
         flags.append(TOXIC)
     hit = [c for c in OFFENSIVE_CATEGORIES if sig.lexicon.get(c, 0) > 0]
     flags += [f"lexicon:{c}" for c in hit]
+    if sig.lexicon.get("profanity", 0) or sig.lexicon.get("sexual", 0):
+        flags.append(PROFANITY_FLAG)
     protected = bool(hit) and not toxic and bool(sig.identity_terms)
-    if protected:
+    uncertain = not toxic and (NEUTRALISED_CAP <= sig.hate < tag_threshold or sig.neutralised)
+    if protected or uncertain:
         flags.append(REVIEW)
     if sig.pii_count:
         flags.append(PII_FLAG)
@@ -255,13 +290,40 @@ def decide(sig: Signals, policy: ScreenPolicy,
         return flags, R_URL
     if sig.pii_count > policy.pii_max_spans:
         return flags, R_PII
-    if toxic and sig.toxicity >= policy.toxicity_drop_threshold:
+    if toxic and sig.hate >= policy.toxicity_drop_threshold and not sig.neutralised:
         return flags, R_TOXIC
     if not (protected and policy.protect_identity):
         for c in policy.lexicon_drop_categories:
             if sig.lexicon.get(c, 0) >= policy.lexicon_drop_min_count:
                 return flags, f"lexicon:{c}"
     return flags, None
+
+
+def combine(sig: Signals, classifier: float, finding) -> None:
+    """``hate`` and ``insult`` from the classifier's score and the detector's finding.
+
+    The classifier knows rude words; the detector knows who is attacked. A rule's attack and
+    the classifier agreeing make the score higher than either (1 - (1-a)(1-b)); an attack the
+    detector found reported or reclaimed keeps the classifier's score but below the tag
+    threshold. Where the detector finds nothing, both are the classifier's score: scaling it
+    by whether a group is named would move the scores of sentences about the groups the
+    identity lexicon knows against those it does not.
+    """
+    if finding is not None and finding.hate:
+        sig.hate = 1.0 - (1.0 - finding.hate) * (1.0 - classifier)
+        sig.hate_target, sig.attack_rule = finding.target, True
+    elif finding is not None and finding.neutralised:
+        sig.hate, sig.neutralised = min(classifier, NEUTRALISED_CAP), True
+    else:
+        sig.hate = classifier
+    if finding is not None and finding.insult:
+        sig.insult = 1.0 - (1.0 - finding.insult) * (1.0 - classifier)
+        sig.attack_rule = True
+    elif sig.neutralised:
+        sig.insult = min(classifier, NEUTRALISED_CAP)
+    else:
+        sig.insult = classifier
+    sig.toxicity = max(sig.hate, sig.insult)
 
 
 def screen_documents(texts: list[str | None], urls: list[str | None] | None,
@@ -278,14 +340,27 @@ def screen_documents(texts: list[str | None], urls: list[str | None] | None,
         signals.append(sig)
     scores, shares = load_model(screener.model_path).score_documents_share(
         masked, screener.tag_threshold)
+    attacks = detector() if screener.policy.detect_attacks else None
     out = []
     for text, m, sig, score, share in zip(texts, masked, signals, scores, shares):
-        sig.toxicity = float(score)
         sig.toxic_share = float(share)
+        score = float(score)
+        slur = sig.lexicon.get("slur", 0) > 0
+        if attacks is None:
+            sig.toxicity = sig.hate = sig.insult = score
+        else:
+            look = attacks.worth_reading(m, bool(sig.identity_terms) or slur)
+            finding = attacks.find(m) if look else None
+            combine(sig, score, finding)
         flags, reason = decide(sig, screener.policy, screener.tag_threshold)
+        profane = sig.lexicon.get("profanity", 0) + sig.lexicon.get("sexual", 0)
         out.append({
             TEXT: m if screener.policy.mask_pii else text,
             TOXICITY: sig.toxicity,
+            HATE: sig.hate,
+            INSULT: sig.insult,
+            PROFANITY: 1.0 - 0.5 ** profane,
+            HATE_TARGET: sig.hate_target,
             TOXIC_SHARE: sig.toxic_share,
             TOX_LEXICON: sig.lexicon,
             TOX_DENSITY: sum(sig.lexicon.values()) / sig.word_count if sig.word_count else 0.0,

@@ -40,7 +40,11 @@ def compute(spark, out_dir: str, provenance: dict) -> dict:
     """Every number of the report, from the complete stage folder ``out_dir``."""
     from pipeline.screen.policy import (
         FLAGS,
+        HATE,
+        HATE_TARGET,
         IDENTITY_GROUPS,
+        INSULT,
+        PROFANITY_FLAG,
         IDENTITY_TERMS,
         PII,
         PII_COUNT,
@@ -52,16 +56,20 @@ def compute(spark, out_dir: str, provenance: dict) -> dict:
     )
     from pipeline.stage.schema import REASON
 
-    cols = ["id", "url", "text", TOXICITY, TOX_LEXICON, PII, PII_COUNT, IDENTITY_TERMS,
-            IDENTITY_GROUPS, PRONOUNS, FLAGS]
+    cols = ["id", "url", "text", TOXICITY, HATE, INSULT, HATE_TARGET, TOX_LEXICON, PII,
+            PII_COUNT, IDENTITY_TERMS, IDENTITY_GROUPS, PRONOUNS, FLAGS]
     kept = spark.read.parquet(stagedir.data_dir(out_dir)).select(*cols).withColumn(
         REASON, F.lit(None).cast("string"))
     rejected = spark.read.parquet(stagedir.rejected_dir(out_dir)).select(*cols, REASON)
     docs = kept.withColumn("removed", F.lit(0)).unionByName(
         rejected.withColumn("removed", F.lit(1)))
+    tag = float(provenance.get("tag_threshold") or 0.5)
     docs = docs.withColumns({
         "is_toxic": F.array_contains(FLAGS, TOXIC).cast("int"),
         "is_review": F.array_contains(FLAGS, REVIEW).cast("int"),
+        "is_hate": (F.array_contains(FLAGS, TOXIC) & (F.col(HATE) >= tag)).cast("int"),
+        "is_insult": (F.array_contains(FLAGS, TOXIC) & (F.col(INSULT) >= tag)).cast("int"),
+        "is_profane": F.array_contains(FLAGS, PROFANITY_FLAG).cast("int"),
     })
 
     tot = docs.agg(F.count(F.lit(1)).alias("docs"), F.sum("removed").alias("removed"),
@@ -98,6 +106,22 @@ def compute(spark, out_dir: str, provenance: dict) -> dict:
         "pronouns": by_key(PRONOUNS),
         "docs_naming_any_group": int(docs.filter(F.size(IDENTITY_TERMS) > 0).count()),
     }
+    # Each signal by identity group: a screen that tags people for who they are shows here.
+    signals = [
+        {"key": r["key"], **{k: int(r[k] or 0) for k in ("docs", "hate", "targeted", "insult",
+                                                          "profanity", "review", "removed")}}
+        for r in docs.select("is_hate", "is_insult", "is_profane", "is_review", "removed",
+                             HATE_TARGET, F.explode(IDENTITY_GROUPS).alias("key", "n"))
+        .groupBy("key").agg(F.count(F.lit(1)).alias("docs"), F.sum("is_hate").alias("hate"),
+                            F.sum("is_insult").alias("insult"),
+                            F.sum("is_profane").alias("profanity"),
+                            F.sum("is_review").alias("review"),
+                            F.sum("removed").alias("removed"),
+                            F.sum((F.col(HATE_TARGET) == F.col("key")).cast("int"))
+                            .alias("targeted"))
+        .orderBy("key").collect()
+    ]
+    identity["signals_by_group"] = signals
     lexicon = by_key(TOX_LEXICON)
     for r in lexicon:
         r["share_of_docs"] = _rate(r["docs"], n_docs)

@@ -130,20 +130,29 @@ def test_blocklisted_url_is_dropped():
         ["url:blocklist"], "url:blocklist")
 
 
-def test_toxicity_tags_above_threshold_and_drops_only_far_above():
+def test_toxicity_tags_above_threshold_and_only_hate_drops_far_above():
     policy = ScreenPolicy(toxicity_drop_threshold=0.97)
-    assert decide(Signals(toxicity=0.5), policy, TAG) == ([], None)
-    assert decide(Signals(toxicity=0.8), policy, TAG) == (["toxic"], None)
-    assert decide(Signals(toxicity=0.98), policy, TAG) == (["toxic"], "toxicity:high")
+    assert decide(Signals(toxicity=0.3, hate=0.3), policy, TAG) == ([], None)
+    assert decide(Signals(toxicity=0.8, hate=0.8), policy, TAG) == (["toxic"], None)
+    assert decide(Signals(toxicity=0.98, hate=0.98), policy, TAG) == (["toxic"], "hate:high")
+    # An insult is tagged, never dropped, however sure.
+    assert decide(Signals(toxicity=0.99, insult=0.99), policy, TAG) == (["toxic"], None)
+    # Hate the detector found reported or reclaimed is never dropped.
+    assert decide(Signals(toxicity=0.98, hate=0.98, neutralised=True), policy, TAG)[1] is None
     # One toxic window in a long document (a share under toxic_min_share) is not a toxic
     # document: neither tagged nor dropped.
-    assert decide(Signals(toxicity=0.98, toxic_share=0.002), policy, TAG) == ([], None)
-    assert decide(Signals(toxicity=0.8, toxic_share=0.2), policy, TAG) == (["toxic"], None)
+    assert decide(Signals(toxicity=0.98, hate=0.98, toxic_share=0.002), policy, TAG) == (
+        [], None)
+    assert decide(Signals(toxicity=0.8, hate=0.8, toxic_share=0.2), policy, TAG) == (
+        ["toxic"], None)
+    # The uncertain middle goes to review.
+    assert decide(Signals(toxicity=0.55, hate=0.55), policy, TAG) == (["review"], None)
 
 
 def test_word_lists_never_drop_by_default():
     sig = Signals(lexicon={"slur": 3, "profanity": 2})
-    assert decide(sig, ScreenPolicy(), TAG) == (["lexicon:slur", "lexicon:profanity"], None)
+    assert decide(sig, ScreenPolicy(), TAG) == (
+        ["lexicon:slur", "lexicon:profanity", "profanity"], None)
 
 
 def test_protected_rule_lexicon_only_naming_a_group_is_review_never_dropped():
@@ -162,7 +171,7 @@ def test_protected_rule_lexicon_only_naming_a_group_is_review_never_dropped():
 
 
 def test_reason_order_url_then_pii_then_toxicity():
-    sig = Signals(toxicity=0.99, pii={"PHONE_NUMBER": 9}, url_blocked=True)
+    sig = Signals(toxicity=0.99, hate=0.99, pii={"PHONE_NUMBER": 9}, url_blocked=True)
     assert decide(sig, ScreenPolicy(), TAG)[1] == "url:blocklist"
     sig.url_blocked = False
     assert decide(sig, ScreenPolicy(), TAG)[1] == "pii:too_many"
