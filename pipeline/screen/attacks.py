@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.screen.lexicons import LEXICON_DIR, identity_lexicon, offensive_lexicon, words
+from pipeline.screen.lexicons import LEXICON_DIR, identity_lexicon, offensive_lexicon
 
 ATTACK_FILE = LEXICON_DIR / "attack_en.tsv"
 SHORT_TEXT = 300  # characters: a post or a statement, read whatever words it holds
@@ -45,12 +45,14 @@ _LEET = str.maketrans({"4": "a", "@": "a", "3": "e", "1": "i", "!": "i", "0": "o
                        "5": "s", "7": "t", "+": "t", "|": "l"})
 _LEET_WORD = re.compile(r"(?<![\w@$!+|*])(?=[\w@$!+|*]*[a-z])(?=[\w@$!+|*]*[0-9@$!+|*])"
                         r"[\w@$!+|*]*[\w@$]")  # "!" ending a word is punctuation
-_YOU = re.compile(r"\b(?:you|u|ur|ya|youre|yourself)\b", re.IGNORECASE)
+_YOU = re.compile(r"\b(?:you|u|ur|ya|youre|yourself)\b")
+_WORD = re.compile(r"\w+")
 _LEET_CHARS = re.compile(r"[a-z][0-9@$!+|*]|[0-9@$!+|*][a-z]")
 _SPACED = re.compile(r"\b(?:[a-z][ .\-_*]){2,}[a-z]\b")
 _REPEAT = re.compile(r"([a-z])\1{2,}")
 _NOT = re.compile(r"n't\b|n’t\b")
-_CLAUSE = re.compile(r"[.!?;:\n]+|\s[-–—]\s|\bbut\b|\bhowever\b")
+_PIECES = re.compile(r"\w+|[.!?;:\n\"“”«»]+|\s[-–—]\s")
+_BREAK_WORDS = frozenset({"but", "however"})
 _QUOTE = re.compile(r"[\"“”«»]")
 _FIRST_PERSON = frozenset({"i", "we", "honestly", "really", "just", "also", "still", "truly",
                            "personally", "do", "always"})
@@ -129,43 +131,50 @@ class AttackDetector:
                  r"have\s+to|has\s+to|will|would|are\s+going\s+to|gonna|better|can|could|"
                  r"shall|let|to)")
         c = re.compile
+        first = lambda terms: frozenset(t.split()[0].strip("'") for t in terms)  # noqa: E731
+        D, G, H = first(lex["dehumanising"]), first(lex["derogatory"]), first(lex["harm"])
+        C, E = first(lex["contempt"]), first(lex["exclusion"])
+        TYP, NO = frozenset({"typical"}), frozenset({"no", "ban", "keep", "deport", "fewer", "stop"})
+        SICK = frozenset({"make", "makes", "disgust", "disgusts", "sicken", "sickens", "repulse",
+                          "repulses", "revolt", "revolts"})
+        DEATH = frozenset({"death", "bullet", "bullets", "gas", "oven", "ovens", "noose",
+                           "nooses", "deserve", "deserves"})
+        # (kind, the words one of which must be in the text for it to match, pattern)
         self.patterns = [
-            ("dehumanising", c(rf"\b{grp}\s+{be}\s+{fill}(?:{dehum})\b")),
-            ("dehumanising", c(rf"\b{be}\s+{fill}{grp}\s+{fill}(?:{dehum})\b")),
-            ("dehumanising", c(rf"\b{grp}\s+(?:\w+\s+){{0,2}}like\s+(?:the\s+)?(?:{dehum})\b")),
-            ("derogation", c(rf"\b{grp}\s+{be}\s+{fill}(?:{derog})\b")),
-            ("derogation", c(rf"\b{be}\s+{fill}{grp}\s+{fill}(?:{derog})\b")),
+            ("dehumanising", D, c(rf"\b{grp}\s+{be}\s+{fill}(?:{dehum})\b")),
+            ("dehumanising", D, c(rf"\b{be}\s+{fill}{grp}\s+{fill}(?:{dehum})\b")),
+            ("dehumanising", D, c(rf"\b{grp}\s+(?:\w+\s+){{0,2}}like\s+(?:the\s+)?(?:{dehum})\b")),
+            ("derogation", G, c(rf"\b{grp}\s+{be}\s+{fill}(?:{derog})\b")),
+            ("derogation", G, c(rf"\b{be}\s+{fill}{grp}\s+{fill}(?:{derog})\b")),
             # "aren't GRP basically parasites?": the negation of a question asserts
-            ("dehumanising", c(rf"\b(?:are|is)\s+not\s+{grp}\s+{fill}(?:{dehum})\b")),
-            ("derogation", c(rf"\b(?:are|is)\s+not\s+{grp}\s+{fill}(?:{derog})\b")),
-            ("derogation", c(rf"\btypical\s+{grp}\b")),
-            ("derogation", c(rf"\b{grp}\s+(?:really\s+)?(?:make|makes)\s+me\s+"
+            ("dehumanising", D, c(rf"\b(?:are|is)\s+not\s+{grp}\s+{fill}(?:{dehum})\b")),
+            ("derogation", G, c(rf"\b(?:are|is)\s+not\s+{grp}\s+{fill}(?:{derog})\b")),
+            ("derogation", TYP, c(rf"\btypical\s+{grp}\b")),
+            ("derogation", SICK, c(rf"\b{grp}\s+(?:really\s+)?(?:make|makes)\s+me\s+"
                              rf"(?:sick|ill|want\s+to\s+(?:vomit|puke|throw\s+up))|"
                              rf"\b{grp}\s+(?:disgust|sicken|repulse|revolt)s?\s+(?:me|us)\b")),
-            ("contempt", c(rf"\b(?:i|we|everyone|everybody|all\s+of\s+us)\s+"
+            ("contempt", C, c(rf"\b(?:i|we|everyone|everybody|all\s+of\s+us)\s+"
                            rf"(?:(?!not\b|never\b|no\b)\w+\s+){{0,2}}?"
                            rf"(?:{contempt})\s+{det}{grp}")),
-            ("threat", c(rf"\b(?:{harm})\s+{det}{grp}")),
-            ("threat", c(rf"\b(?:want|like|love|wish|hope|need|going|glad)\s+to\s+see\s+{det}"
+            ("threat", H, c(rf"\b(?:{harm})\s+{det}{grp}")),
+            ("threat", H, c(rf"\b(?:want|like|love|wish|hope|need|going|glad)\s+to\s+see\s+{det}"
                          rf"{grp}\s+(?:\w+\s+){{0,2}}(?:{harm})\b")),
-            ("threat", c(rf"\b{grp}\s+(?:\w+\s+)?{modal}\s+(?:all\s+|just\s+|really\s+|"
+            ("threat", H, c(rf"\b{grp}\s+(?:\w+\s+)?{modal}\s+(?:all\s+|just\s+|really\s+|"
                          rf"simply\s+|be\s+|get\s+|go\s+)*(?:{harm})\b")),
-            ("threat", c(rf"\b(?:death|bullets?|gas\s+chambers?|ovens?|nooses?)\s+(?:to|for)\s+"
+            ("threat", DEATH, c(rf"\b(?:death|bullets?|gas\s+chambers?|ovens?|nooses?)\s+(?:to|for)\s+"
                          rf"{det}{grp}|\b{grp}\s+(?:deserve|deserves)\s+(?:to\s+)?"
                          rf"(?:death|nothing|no\s+rights|no\s+mercy|to\s+suffer|{harm})")),
-            ("exclusion", c(rf"\b{grp}\s+(?:\w+\s+)?(?:{modal}\s+|are\s+|is\s+|do\s+)?(?:{excl})\b")),
-            ("exclusion", c(rf"\b(?:no|no\s+more|ban|ban\s+all|keep\s+out|keep\s+away|"
+            ("exclusion", E, c(rf"\b{grp}\s+(?:\w+\s+)?(?:{modal}\s+|are\s+|is\s+|do\s+)?(?:{excl})\b")),
+            ("exclusion", NO, c(rf"\b(?:no|no\s+more|ban|ban\s+all|keep\s+out|keep\s+away|"
                             rf"deport\s+all|fewer|stop\s+letting)\s+{grp}\b")),
         ]
         # Every word a pattern needs besides a group: a long text without one holds no attack.
         needed = [t for cat in ("derogatory", "dehumanising", "contempt", "harm", "exclusion",
                                 "insult") for t in lex[cat]]
-        needed += ["typical", "death", "deserve", "deserves", "no more", "ban", "keep out"]
-        self.keywords = c(rf"\b(?:{_alt(needed)})", re.IGNORECASE)
-        # One search per clause: the patterns as one alternation, each a named group.
-        self.combined = c("|".join(f"(?P<p{i}>{pat.pattern})"
-                                   for i, (_, pat) in enumerate(self.patterns)))
-        self.kinds = {f"p{i}": name for i, (name, _) in enumerate(self.patterns)}
+        needed += ["typical", "death", "deserve", "deserves", "no", "ban", "keep", "deport",
+                   "fewer", "stop", "make", "makes", "disgust", "disgusts", "sicken", "repulse",
+                   "revolt", "bullets", "gas", "ovens", "nooses", "fuck", "screw", "fk"]
+        self.keywords = frozenset(t.split()[0].strip("'") for t in needed)
         self.insult = c(rf"\b(?:you|u|ya|youre|ur)\s+(?:are\s+|r\s+|re\s+|were\s+)?{fill}"
                         rf"(?:{_alt(lex['insult'])})\b|\b(?:fuck|screw|fk)\s+(?:you|u|off)\b|"
                         rf"\b(?:he|she|this\s+guy|that\s+guy)\s+(?:is|s)\s+{fill}"
@@ -211,7 +220,8 @@ class AttackDetector:
         or a slur the caller has already counted: a second person, or a disguised spelling.
         Most documents have neither and end here; a misspelt group name with no other sign
         ("hindsu are ...") is not looked for."""
-        return bool(_YOU.search(text) or _LEET_CHARS.search(text) or _SPACED.search(text))
+        low = text.lower()
+        return bool(_YOU.search(low) or _LEET_CHARS.search(low) or _SPACED.search(low))
 
     def worth_reading(self, text: str, named: bool) -> bool:
         """Whether ``find`` can find anything in ``text``: it names a group or holds a slur
@@ -219,42 +229,75 @@ class AttackDetector:
         word some pattern needs (a book names groups on every page and rarely attacks one)."""
         if not (named or self.might_attack(text)):
             return False
-        return len(text) <= SHORT_TEXT or bool(self.keywords.search(text))
+        return (len(text) <= SHORT_TEXT
+                or not self.keywords.isdisjoint(_WORD.findall(text.lower())))
 
     def find(self, text: str) -> Finding:
-        text = deobfuscate(text)
-        best = Finding()
+        """The strongest attack in ``text``, read in one pass: the tokens of every clause
+        joined with ``|`` between clauses, which no pattern can cross."""
+        toks, slurs, clause_quoted = self._tokens_of(deobfuscate(text))
+        if not toks:
+            return Finding()
+        marked, groups, _ = self._mark(toks, slurs)
+        sent = " ".join(marked)
         hate, kind, target, insult, neutral = 0.0, None, None, 0.0, None
-        for clause, quoted in _clauses(text):
-            read = [self.token(t) for t in words(clause)]
-            if not read:
-                continue
-            toks = [t for t, _ in read]
-            marked, groups, has_slur = self._mark(toks, [s for _, s in read])
-            sent = " ".join(marked)
-            if "GRP" in sent or "SLR" in sent:
-                for m in self.combined.finditer(sent):
-                    name = self.kinds[m.lastgroup]
-                    if self._countered(sent, m.start(), quoted):
+        if "GRP" in sent or "SLR" in sent:
+            present = set(marked)
+            # A pattern runs only when a word it needs is in the text: most never do.
+            for name, needs, pattern in self.patterns:
+                if needs.isdisjoint(present):
+                    continue
+                for m in pattern.finditer(sent):
+                    if self._countered(sent, m.start(), clause_quoted):
                         neutral = "counter"
                         continue
                     if STRENGTH[name] > hate:
                         hate, kind = STRENGTH[name], name
                         target = groups[_group_at(marked, m)] if groups else None
-            if has_slur:
-                if self.reclaim.search(sent):
-                    neutral = neutral or "reclaimed"
-                elif self._countered(sent, sent.find("SLR"), quoted):
-                    neutral = "counter"
-                elif STRENGTH["slur"] > hate:
-                    hate, kind = STRENGTH["slur"], "slur"
-                    target = target or (groups[0] if groups else None)
-            m = self.insult.search(" ".join(toks))
-            if m and not quoted:
-                insult = max(insult, STRENGTH["insult"])
+        if "SLR" in sent:
+            start = 0
+            for k, clause in enumerate(sent.split("|")):
+                if "SLR" in clause:
+                    if self.reclaim.search(clause):
+                        neutral = neutral or "reclaimed"
+                    elif self._countered(sent, start + clause.find("SLR"), clause_quoted):
+                        neutral = "counter"
+                    elif STRENGTH["slur"] > hate:
+                        hate, kind = STRENGTH["slur"], "slur"
+                        target = target or (groups[0] if groups else None)
+                start += len(clause) + 1
+        plain = " ".join(toks)
+        for m in self.insult.finditer(plain):
+            if not clause_quoted[plain.count("|", 0, m.start())]:
+                insult = STRENGTH["insult"]
+                break
         if hate or insult or neutral:
-            best = Finding(hate, kind, target, insult, neutral if not hate else None)
-        return best
+            return Finding(hate, kind, target, insult, neutral if not hate else None)
+        return Finding()
+
+    def _tokens_of(self, text: str) -> tuple[list[str], list[bool], list[bool]]:
+        """Canonical tokens with ``|`` between clauses, which are slurs, and per clause
+        whether it lies inside quotation marks."""
+        toks: list[str] = []
+        slurs: list[bool] = []
+        quoted = [False]
+        inside = False
+        for piece in _PIECES.findall(text):
+            if piece[0].isalnum() or piece[0] == "_":
+                if piece not in _BREAK_WORDS:
+                    canon, slur = self.token(piece)
+                    toks.append(canon)
+                    slurs.append(slur)
+                    continue
+            elif _QUOTE.search(piece) and len(_QUOTE.findall(piece)) % 2:
+                inside = not inside
+            if toks and toks[-1] != "|":
+                toks.append("|")
+                slurs.append(False)
+                quoted.append(inside)
+            else:
+                quoted[-1] = inside
+        return toks, slurs, quoted
 
     def _mark(self, toks: list[str], slurs: list[bool]) -> tuple[list[str], list[str], bool]:
         """Tokens with identity mentions as ``GRP`` and slurs as ``SLR``; the groups in order."""
@@ -277,10 +320,13 @@ class AttackDetector:
             has_slur = has_slur or slur
         return out, groups, has_slur
 
-    def _countered(self, sent: str, pos: int, quoted: bool) -> bool:
+    def _countered(self, sent: str, pos: int, clause_quoted: list[bool]) -> bool:
         """The attack at ``pos`` is someone else's words (a reporting verb whose subject is
         not the writer), reported and rejected, quoted, or a negated belief."""
-        before = sent[:max(pos, 0)]
+        start = sent.rfind("|", 0, pos) + 1
+        end = sent.find("|", pos)
+        before, after = sent[start:pos], sent[pos:end if end >= 0 else len(sent)]
+        quoted = clause_quoted[sent.count("|", 0, pos)]
         if self.negated_report.search(before):
             return True
         for m in self.report.finditer(before):
@@ -288,8 +334,8 @@ class AttackDetector:
             if subject and subject[0] not in _FIRST_PERSON:
                 return True
         reported = bool(self.report.search(before)) or quoted
-        return reported and bool(self.counter.search(sent[max(pos, 0):]) or
-                                 self.counter.search(before) or quoted)
+        return reported and bool(self.counter.search(after) or self.counter.search(before)
+                                 or quoted)
 
 
 def _group_at(marked: list[str], m: re.Match) -> int:
@@ -320,17 +366,6 @@ def deobfuscate(text: str) -> str:
     s = _SPACED.sub(lambda m: re.sub(r"[ .\-_*]", "", m.group(0)), s)
     s = _REPEAT.sub(r"\1\1", s)
     return _NOT.sub(" not", s) if "'" in s or "’" in s else s
-
-
-def _clauses(text: str) -> list[tuple[str, bool]]:
-    """Clauses, and whether each lies inside quotation marks."""
-    out = []
-    parts = _QUOTE.split(text)
-    for k, part in enumerate(parts):
-        for clause in _CLAUSE.split(part):
-            if clause.strip():
-                out.append((clause, k % 2 == 1))
-    return out
 
 
 @functools.lru_cache(maxsize=1)
