@@ -19,7 +19,7 @@ def write_dataset(folder, splits: dict, vocab_size: int, tokenizer_file=None, by
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     dtype = token_dtype(vocab_size)
-    manifest = {"vocab_size": vocab_size, "dtype": "uint32" if vocab_size > 1 << 16 else "uint16", "splits": {}}
+    manifest = {"vocab_size": vocab_size, "dtype": dtype.name, "splits": {}}
     if tokenizer_file is not None:
         manifest["tokenizer"] = {"file": Path(tokenizer_file).name, "path": str(Path(tokenizer_file).resolve()),
                                  "sha256": file_sha256(tokenizer_file)}

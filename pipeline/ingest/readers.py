@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from core.errors import UsageError
 from pipeline.stage.schema import INGEST_SCHEMA
+from pipeline.stage.stagedir import glob_root
 
 # A single record above this is quarantined, not loaded: a 100 MB line must not take an
 # executor's memory with it. 16 MiB is ~8x the longest Gutenberg book here.
@@ -123,7 +124,7 @@ def list_inputs(paths: list[str]) -> tuple[list[InputFile], list[str]]:
                 if found is None:
                     raise UsageError(f"unknown input format (by file name): {match}")
                 base = os.path.dirname(arg_local) if glob.has_magic(arg_local) else None
-                key = os.path.relpath(match, _glob_root(arg_local)) if base is not None else (
+                key = os.path.relpath(match, glob_root(arg_local)) if base is not None else (
                     os.path.basename(match)
                 )
                 files.setdefault(match, InputFile(match, key, *found))
@@ -135,18 +136,6 @@ def list_inputs(paths: list[str]) -> tuple[list[InputFile], list[str]]:
         ordered = [InputFile(f.path, os.path.abspath(f.path), f.format, f.compression)
                    for f in ordered]
     return ordered, skipped
-
-
-def _glob_root(pattern: str) -> str:
-    """The folder part of a glob before its first wildcard, so keys keep sub-folders."""
-    parts = pattern.split(os.sep)
-    fixed = []
-    for part in parts:
-        if glob.has_magic(part):
-            break
-        fixed.append(part)
-    root = os.sep.join(fixed)
-    return root or "."
 
 
 # --------------------------------------------------------------------------- records

@@ -82,7 +82,7 @@ ADDED_FIELDS = [
 ]
 
 TOXIC, REVIEW, PII_FLAG, PROFANITY_FLAG = "toxic", "review", "pii", "profanity"
-R_URL, R_PII, R_TOXIC = "url:blocklist", "pii:too_many", "hate:high"
+R_URL, R_PII, R_HATE = "url:blocklist", "pii:too_many", "hate:high"
 # A hate score where the detector found the attack reported, rejected or reclaimed: the
 # classifier's score, but never above this (below the tag threshold: such text goes to review).
 NEUTRALISED_CAP = 0.5
@@ -241,6 +241,11 @@ class Signals:
     def pii_count(self) -> int:
         return sum(self.pii.values())
 
+    @property
+    def profane(self) -> int:
+        """Word-list matches of rude words, any target: the ``profanity`` signal."""
+        return self.lexicon.get("profanity", 0) + self.lexicon.get("sexual", 0)
+
 
 def measure(text: str, lang: str | None = None) -> tuple[str, Signals]:
     """The masked text and every signal except toxicity (scored in batches by the caller)."""
@@ -275,7 +280,7 @@ def decide(sig: Signals, policy: ScreenPolicy,
         flags.append(TOXIC)
     hit = [c for c in OFFENSIVE_CATEGORIES if sig.lexicon.get(c, 0) > 0]
     flags += [f"lexicon:{c}" for c in hit]
-    if sig.lexicon.get("profanity", 0) or sig.lexicon.get("sexual", 0):
+    if sig.profane:
         flags.append(PROFANITY_FLAG)
     protected = bool(hit) and not toxic and bool(sig.identity_terms)
     uncertain = not toxic and (NEUTRALISED_CAP <= sig.hate < tag_threshold or sig.neutralised)
@@ -291,7 +296,7 @@ def decide(sig: Signals, policy: ScreenPolicy,
     if sig.pii_count > policy.pii_max_spans:
         return flags, R_PII
     if toxic and sig.hate >= policy.toxicity_drop_threshold and not sig.neutralised:
-        return flags, R_TOXIC
+        return flags, R_HATE
     if not (protected and policy.protect_identity):
         for c in policy.lexicon_drop_categories:
             if sig.lexicon.get(c, 0) >= policy.lexicon_drop_min_count:
@@ -353,13 +358,12 @@ def screen_documents(texts: list[str | None], urls: list[str | None] | None,
             finding = attacks.find(m) if look else None
             combine(sig, score, finding)
         flags, reason = decide(sig, screener.policy, screener.tag_threshold)
-        profane = sig.lexicon.get("profanity", 0) + sig.lexicon.get("sexual", 0)
         out.append({
             TEXT: m if screener.policy.mask_pii else text,
             TOXICITY: sig.toxicity,
             HATE: sig.hate,
             INSULT: sig.insult,
-            PROFANITY: 1.0 - 0.5 ** profane,
+            PROFANITY: 1.0 - 0.5 ** sig.profane,
             HATE_TARGET: sig.hate_target,
             TOXIC_SHARE: sig.toxic_share,
             TOX_LEXICON: sig.lexicon,

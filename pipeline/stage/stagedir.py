@@ -81,6 +81,18 @@ def _real(path: str | os.PathLike) -> Path:
     return Path(os.path.realpath(local_path(path)))
 
 
+def glob_root(pattern: str) -> str:
+    """The folder part of a glob before its first wildcard."""
+    import glob
+
+    fixed = []
+    for part in pattern.split(os.sep):
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return os.sep.join(fixed) or "."
+
+
 def input_roots(inputs: list[str]) -> list[Path]:
     """The folders and files an input argument can read: a glob's matches, and for a
     recursive glob its fixed root, since a rerun would match files written under it."""
@@ -93,12 +105,7 @@ def input_roots(inputs: list[str]) -> list[Path]:
             continue
         if glob.has_magic(text):
             if "**" in text:
-                fixed = []
-                for part in text.split(os.sep):
-                    if glob.has_magic(part):
-                        break
-                    fixed.append(part)
-                roots.append(_real(os.sep.join(fixed) or "."))
+                roots.append(_real(glob_root(text)))
             roots.extend(_real(m) for m in glob.glob(text, recursive=True))
         else:
             roots.append(_real(text))

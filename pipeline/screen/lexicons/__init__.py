@@ -83,8 +83,13 @@ def identity_file(lexicon_dir: Path = LEXICON_DIR) -> Path:
     return lexicon_dir / "identity_en.tsv"
 
 
+def attack_file(lexicon_dir: Path = LEXICON_DIR) -> Path:
+    return lexicon_dir / "attack_en.tsv"
+
+
 def all_files(lexicon_dir: Path = LEXICON_DIR) -> list[LexiconFile]:
-    paths = list(offensive_files(lexicon_dir).values()) + [identity_file(lexicon_dir)]
+    paths = (list(offensive_files(lexicon_dir).values()) + [identity_file(lexicon_dir),
+                                                             attack_file(lexicon_dir)])
     return [file_info(p) for p in paths]
 
 
